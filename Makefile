@@ -1,0 +1,64 @@
+GO       ?= go
+BIN      ?= bin
+PROMTOOL ?= promtool
+GOFLAGS_TEST ?= -count=1
+
+# Every test: static checks, unit and lab tests, rule tests, end to end.
+.PHONY: test
+test: deps lint unit rules e2e
+
+.PHONY: all
+all: build test
+
+.PHONY: deps
+deps:
+	./scripts/install-deps.sh
+
+.PHONY: build
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: lint
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(PROMTOOL) check rules rules/*.yml
+
+.PHONY: unit
+unit:
+	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./...
+
+.PHONY: rules
+rules:
+	$(PROMTOOL) check rules rules/*.yml
+	$(PROMTOOL) test rules rules/tests/*.yml
+
+# End to end: the lab, exporter, remediator, and real Prometheus and
+# Alertmanager heal pools by themselves.
+.PHONY: e2e
+e2e: deps build
+	$(GO) test $(GOFLAGS_TEST) -tags e2e -timeout 40m -v ./test/e2e/
+
+# The demo: the same stack, printing the seed's timeline. Ctrl-C ends it.
+.PHONY: demo
+demo: deps build
+	$(GO) run -tags e2e ./test/e2e/demo
+
+.PHONY: bench
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./exporter/ ./xapi/
+
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./sim/xapi/
+	$(GO) test -run '^$$' -fuzz FuzzWebhook -fuzztime 30s ./remediator/
+
+.PHONY: clean
+clean:
+	rm -rf $(BIN)
+
+# The webhook token shared by Alertmanager and the remediator in the compose stack.
+.PHONY: compose-secrets
+compose-secrets:
+	@test -s deploy/secrets/webhook-token || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > deploy/secrets/webhook-token)
