@@ -1,0 +1,94 @@
+package xapi
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	xenapi "github.com/terra-farm/go-xen-api-client"
+)
+
+// Error codes the package and its users act on.
+const (
+	CodeHostIsSlave         = "HOST_IS_SLAVE"
+	CodeSessionInvalid      = "SESSION_INVALID"
+	CodeEventsLost          = "EVENTS_LOST"
+	CodeTokenParseFailure   = "EVENT_FROM_TOKEN_PARSE_FAILURE"
+	CodeMethodUnknown       = "MESSAGE_METHOD_UNKNOWN"
+	CodeAuthFailed          = "SESSION_AUTHENTICATION_FAILED"
+	CodeHAIsEnabled         = "HA_IS_ENABLED"
+	CodeHANotEnabled        = "HA_NOT_ENABLED"
+	CodeHostOffline         = "HOST_OFFLINE"
+	CodeUUIDInvalid         = "UUID_INVALID"
+	CodeParamCountMismatch  = "MESSAGE_PARAMETER_COUNT_MISMATCH"
+	CodeHostStillBooting    = "HOST_STILL_BOOTING"
+	CodeInternalError       = "INTERNAL_ERROR"
+	CodeHostInEmergencyMode = "HOST_IN_EMERGENCY_MODE"
+)
+
+// Error is an XAPI failure: the code and parameters of ErrorDescription.
+// Match it with errors.As.
+type Error struct {
+	Code   string
+	Params []string
+}
+
+func (e *Error) Error() string {
+	if len(e.Params) == 0 {
+		return "XAPI error " + e.Code
+	}
+	return fmt.Sprintf("XAPI error %s [%s]", e.Code, strings.Join(e.Params, ", "))
+}
+
+// Description returns the whole ErrorDescription, code first.
+func (e *Error) Description() []string {
+	return append([]string{e.Code}, e.Params...)
+}
+
+// ErrorCode returns the XAPI error code in err's chain, or "".
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// IsCode reports whether err is an XAPI failure with the given code.
+func IsCode(err error, code string) bool { return ErrorCode(err) == code }
+
+// emergencyCodes are the errors a host in emergency mode (or still
+// starting) answers every normal call with, login included: such a host is
+// no working master, whatever the session thought.
+var emergencyCodes = map[string]bool{
+	"HOST_STILL_BOOTING": true, "HOST_HAS_NO_MANAGEMENT_IP": true, "HOST_MASTER_CANNOT_TALK_BACK": true,
+	"HOST_UNKNOWN_TO_MASTER": true, "HOST_BROKEN": true, "HOST_ITS_OWN_SLAVE": true, CodeInternalError: true,
+	"HA_HOST_CANNOT_ACCESS_STATEFILE": true, "HA_HEARTBEAT_DAEMON_STARTUP_FAILED": true,
+	"HA_POOL_IS_ENABLED_BUT_HOST_IS_DISABLED": true, CodeHostInEmergencyMode: true,
+}
+
+// fromAPI turns terra-farm's error into ours. terra-farm keeps only the first
+// three elements of ErrorDescription, calls them code, "type" and "uuid" (so
+// HOST_IS_SLAVE's master address lands in Type()), and prints them as one
+// string; this rebuilds [code, params...] from what it kept. Any other error
+// is returned unchanged (transport, decoding).
+func fromAPI(err error) error {
+	var te *xenapi.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	e := &Error{Code: te.Code()}
+	if te.UUID() != "" {
+		e.Params = []string{te.Type(), te.UUID()}
+	} else if te.Type() != "" {
+		e.Params = []string{te.Type()}
+	}
+	return e
+}
+
+// isAPIError reports whether err is an answer from xapi rather than a
+// failure to get one.
+func isAPIError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}

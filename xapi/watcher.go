@@ -1,0 +1,416 @@
+package xapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	xenapi "github.com/terra-farm/go-xen-api-client"
+
+	"xsha/config"
+)
+
+// WatcherOptions are the optional parts of a Watcher.
+type WatcherOptions struct {
+	// Logger receives the watcher's logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics counts calls and sessions; nil counts nothing.
+	Metrics *Metrics
+}
+
+// Watcher keeps one pool's snapshot current: one session on the master,
+// a full read, then event.from; and a probe of every member at the
+// configured interval. Each pool has its own Watcher, so one pool down or
+// hanging never delays another.
+type Watcher struct {
+	pool config.Pool
+	d    *dialer
+	log  *slog.Logger
+
+	attempted     chan struct{}
+	attemptedOnce sync.Once
+
+	mu            sync.Mutex
+	view          *Snapshot // last full view built from records; nil before the first
+	up            bool
+	lastErr       string
+	masterAddr    string
+	synced        time.Time
+	masterChanges uint64
+	lastMaster    string // UUID
+	probes        map[string]Probe
+	kick          context.CancelFunc // ends the current session
+	published     *Snapshot
+	probeNow      chan struct{} // asks for a probe round before the next tick
+}
+
+// NewWatcher returns a watcher for pool; Run starts it.
+func NewWatcher(pool config.Pool, opts WatcherOptions) *Watcher {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{
+		pool:      pool,
+		d:         newDialer(pool, opts.Metrics),
+		log:       log.With("pool", pool.Name),
+		attempted: make(chan struct{}),
+		probes:    map[string]Probe{},
+		probeNow:  make(chan struct{}, 1),
+	}
+	w.publishLocked()
+	return w
+}
+
+// Pool returns the configuration the watcher runs with.
+func (w *Watcher) Pool() config.Pool { return w.pool }
+
+// Snapshot returns the latest snapshot. It never blocks on XAPI.
+func (w *Watcher) Snapshot() *Snapshot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.published
+}
+
+// Attempted is closed once the first connection attempt ended: the pool was
+// read in full, or no master could be reached.
+func (w *Watcher) Attempted() <-chan struct{} { return w.attempted }
+
+func (w *Watcher) markAttempted() { w.attemptedOnce.Do(func() { close(w.attempted) }) }
+
+// Run keeps the snapshot current until ctx ends, then logs out.
+func (w *Watcher) Run(ctx context.Context) {
+	defer w.d.close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.probeLoop(ctx) }()
+	defer wg.Wait()
+
+	backoff := time.Second
+	maxBackoff := max(time.Duration(w.pool.ProbeInterval), time.Second)
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := w.runSession(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		w.setDown(err)
+		w.markAttempted()
+		if errors.Is(err, errMasterMoved) {
+			// Follow the new master at once.
+			w.log.Info("following the new master", "master", w.masterAddress())
+			backoff = time.Second
+			continue
+		}
+		w.log.Warn("pool connection lost", "err", err)
+		if time.Since(start) > maxBackoff {
+			backoff = time.Second
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+	w.setDown(errors.New("watcher stopped"))
+}
+
+func (w *Watcher) masterAddress() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.masterAddr
+}
+
+var (
+	errMasterMoved = errors.New("pool.master moved to another host")
+	errKicked      = errors.New("probe found the master not answering as master")
+)
+
+// runSession finds the master, reads the pool and follows its events until
+// something ends the session; it logs out before returning.
+func (w *Watcher) runSession(ctx context.Context) (err error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.mu.Lock()
+	preferred := w.masterAddr
+	if preferred == "" && w.view != nil {
+		if m, ok := w.view.Master(); ok {
+			preferred = m.Address
+		}
+	}
+	w.mu.Unlock()
+	s, err := w.d.findMaster(sctx, preferred, w.candidates(), w.log)
+	if err != nil {
+		return err
+	}
+	w.log.Info("session opened on master", "master", s.addr())
+	w.mu.Lock()
+	w.masterAddr = s.addr()
+	w.kick = func() { cancel(errKicked) }
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.kick = nil
+		w.mu.Unlock()
+		w.logout(ctx, s, err)
+	}()
+
+	ev, err := w.d.dial(s.addr(), w.d.events)
+	if err != nil {
+		return err
+	}
+	for {
+		err = w.follow(sctx, s, &ev)
+		if cause := context.Cause(sctx); cause != nil && ctx.Err() == nil {
+			return cause
+		}
+		switch ErrorCode(err) {
+		case CodeEventsLost, CodeTokenParseFailure:
+			w.log.Info("resynchronising", "err", err)
+			continue
+		}
+		return err
+	}
+}
+
+// logout ends s. After a failure of the master the logout may hang, so it
+// then runs in the background, bounded by the call timeout; on shutdown it
+// runs before Run returns.
+func (w *Watcher) logout(ctx context.Context, s *session, cause error) {
+	lctx := context.WithoutCancel(ctx)
+	if ctx.Err() == nil && (IsUnreachable(cause) || errors.Is(cause, errKicked)) {
+		go func() { _ = w.d.logout(lctx, s) }()
+		return
+	}
+	if err := w.d.logout(lctx, s); err != nil {
+		w.log.Debug("logout failed", "err", err)
+	}
+}
+
+// follow reads the pool in full, publishes it, and applies events until an
+// error.
+func (w *Watcher) follow(ctx context.Context, s *session, ev **conn) error {
+	c := newCache()
+	var poolRef string
+	if err := s.c.call(ctx, "pool.get_all", 0, func(api *xenapi.Client) error {
+		refs, err := api.Pool.GetAll(s.ref)
+		if err == nil && len(refs) > 0 {
+			poolRef = string(refs[0])
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if poolRef == "" {
+		return errors.New("pool.get_all returned no pool")
+	}
+	token, err := inject(ctx, s, poolRef)
+	if err != nil {
+		return err
+	}
+	if err := c.load(ctx, s); err != nil {
+		return err
+	}
+	master, err := w.publishView(c)
+	if err != nil {
+		return err
+	}
+	w.markAttempted()
+	classes := c.classes()
+	timeout := time.Duration(w.pool.EventTimeout)
+	for {
+		if (*ev).broken.Load() {
+			n, err := w.d.dial(s.addr(), w.d.events)
+			if err != nil {
+				return err
+			}
+			*ev = n
+		}
+		b, err := eventFrom(ctx, *ev, s.ref, classes, token, timeout)
+		if err != nil {
+			return err
+		}
+		token = b.token
+		if err := c.apply(b.events); err != nil {
+			return fmt.Errorf("%w: %w", &Error{Code: CodeEventsLost}, err)
+		}
+		m, err := w.publishView(c)
+		if err != nil {
+			return err
+		}
+		if m != master {
+			// The session's host handed mastership over: follow the new
+			// master at its address.
+			w.mu.Lock()
+			if h, ok := w.view.Master(); ok && h.Address != "" {
+				w.masterAddr = h.Address
+			}
+			w.mu.Unlock()
+			return errMasterMoved
+		}
+	}
+}
+
+// publishView builds a snapshot from c and publishes it as current. It
+// returns the UUID of the host pool.master points at.
+func (w *Watcher) publishView(c *cache) (string, error) {
+	v, err := c.build(w.pool)
+	if err != nil {
+		return "", err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lastMaster != "" && v.MasterUUID != "" && v.MasterUUID != w.lastMaster {
+		w.masterChanges++
+		w.log.Info("master changed", "from", w.lastMaster, "to", v.MasterUUID)
+	}
+	if v.MasterUUID != "" {
+		w.lastMaster = v.MasterUUID
+	}
+	w.view, w.up, w.lastErr, w.synced = v, true, "", time.Now()
+	w.publishLocked()
+	for _, h := range v.Hosts {
+		if _, ok := w.probes[h.Address]; !ok && h.Address != "" {
+			// A member never probed (first read, host added): probe now
+			// rather than at the next tick.
+			select {
+			case w.probeNow <- struct{}{}:
+			default:
+			}
+			break
+		}
+	}
+	return v.MasterUUID, nil
+}
+
+func (w *Watcher) setDown(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.up = false
+	if err != nil {
+		w.lastErr = err.Error()
+	}
+	w.publishLocked()
+}
+
+// candidates are every address the master may be found at: the configured
+// ones and the members' addresses from the last view.
+func (w *Watcher) candidates() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.candidatesLocked()
+}
+
+func (w *Watcher) candidatesLocked() []string {
+	out := slices.Clone(w.pool.Hosts)
+	if w.view != nil {
+		for _, h := range w.view.Hosts {
+			if h.Address != "" && !slices.Contains(out, h.Address) {
+				out = append(out, h.Address)
+			}
+		}
+	}
+	return out
+}
+
+// publishLocked merges the view, the session state and the probes into a
+// new snapshot.
+func (w *Watcher) publishLocked() {
+	s := &Snapshot{Pool: w.pool.Name}
+	if w.view != nil {
+		*s = *w.view
+		s.Hosts = slices.Clone(w.view.Hosts)
+	}
+	s.Up, s.Synced, s.MasterChanges = w.up, w.synced, w.masterChanges
+	if w.up {
+		s.MasterAddress, s.LastError = w.masterAddr, ""
+	} else {
+		s.MasterAddress, s.LastError = "", w.lastErr
+	}
+	known := map[string]bool{}
+	for i := range s.Hosts {
+		known[s.Hosts[i].Address] = true
+		s.Hosts[i].Probe = w.probes[s.Hosts[i].Address]
+	}
+	if w.view == nil {
+		for _, a := range w.pool.Hosts {
+			if !known[a] {
+				s.Hosts = append(s.Hosts, Host{Name: a, Address: a, Probe: w.probes[a]})
+			}
+		}
+		slices.SortFunc(s.Hosts, func(a, b Host) int {
+			switch {
+			case a.Name < b.Name:
+				return -1
+			case a.Name > b.Name:
+				return 1
+			}
+			return 0
+		})
+	}
+	w.published = s
+}
+
+// probeLoop probes every member at the configured interval.
+func (w *Watcher) probeLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(w.pool.ProbeInterval))
+	defer t.Stop()
+	for {
+		w.probeAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.probeNow:
+		}
+	}
+}
+
+func (w *Watcher) probeAll(ctx context.Context) {
+	addrs := w.candidates()
+	results := probeAll(ctx, w.d, addrs)
+	if ctx.Err() != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.d.forget(append(addrs, w.masterAddr))
+	for a, p := range results {
+		w.probes[a] = p
+	}
+	for a := range w.probes {
+		if !slices.Contains(addrs, a) {
+			delete(w.probes, a)
+		}
+	}
+	w.publishLocked()
+	// The session's master no longer answers as master: end the session
+	// now rather than waiting for the event long-poll to time out.
+	if p, ok := results[w.masterAddr]; ok && w.kick != nil && p.Role != RoleMaster {
+		w.log.Info("master probe failed, reconnecting", "master", w.masterAddr, "role", p.Role)
+		w.kick()
+	}
+}
+
+// probeAll probes addrs in parallel.
+func probeAll(ctx context.Context, d *dialer, addrs []string) map[string]Probe {
+	var mu sync.Mutex
+	out := make(map[string]Probe, len(addrs))
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := d.probe(ctx, a, time.Now)
+			mu.Lock()
+			out[a] = p
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
