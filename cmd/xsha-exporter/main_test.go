@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary runs the exporter itself when this variable is set.
+func TestMain(m *testing.M) {
+	if os.Getenv("XSHA_EXPORTER_RUN") == "1" {
+		os.Args = append([]string{"xsha-exporter"}, strings.Fields(os.Getenv("XSHA_EXPORTER_ARGS"))...)
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+type output struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (o *output) add(s string) { o.mu.Lock(); o.b.WriteString(s + "\n"); o.mu.Unlock() }
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSIGHUPReloadAndSecrets(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens: the pools are down, which is enough here
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("hunter2-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "xsha.yml")
+	write := func(pools ...string) {
+		var b strings.Builder
+		b.WriteString("pools:\n")
+		for _, p := range pools {
+			fmt.Fprintf(&b, "  - {name: %s, hosts: [127.0.0.1], port: %d, scheme: http, password_file: %s, call_timeout: 1s}\n", p, port, pw)
+		}
+		if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cluster-a")
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "XSHA_EXPORTER_RUN=1",
+		"XSHA_EXPORTER_ARGS=--config.file="+cfg+" --web.listen-address=127.0.0.1:0 --log.level=debug")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out output
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			out.add(sc.Text())
+		}
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		_ = cmd.Wait()
+		if strings.Contains(out.String(), "hunter2") {
+			t.Error("the logs show the password")
+		}
+	}()
+
+	addrRe := regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+	var base string
+	waitFor(t, "the listen address", func() bool {
+		m := addrRe.FindStringSubmatch(out.String())
+		if m != nil {
+			base = "http://" + m[1]
+		}
+		return m != nil
+	})
+	metricsHas := func(s string) bool {
+		_, body := get(t, base+"/metrics")
+		return strings.Contains(body, s)
+	}
+	waitFor(t, "cluster-a in /metrics", func() bool { return metricsHas(`xenserver_pool_up{pool="cluster-a"} 0`) })
+	if !metricsHas("xsha_exporter_build_info") {
+		t.Error("no build info")
+	}
+
+	// SIGHUP with a new pool: its watcher starts.
+	write("cluster-a", "cluster-b")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cluster-b after SIGHUP", func() bool { return metricsHas(`xenserver_pool_up{pool="cluster-b"} 0`) })
+
+	// SIGHUP with a broken file: the running config stays, the log says why.
+	if err := os.WriteFile(cfg, []byte("pools: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failed reload", func() bool { return metricsHas("xsha_config_last_reload_successful 0") })
+	if !metricsHas(`xenserver_pool_up{pool="cluster-b"} 0`) {
+		t.Error("a bad file dropped the running pools")
+	}
+	if !strings.Contains(out.String(), "failed to reload config") {
+		t.Error("the failed reload is not logged")
+	}
+	for _, p := range []string{"/", "/metrics", "/-/healthy", "/-/ready"} {
+		if _, body := get(t, base+p); strings.Contains(body, "hunter2") {
+			t.Errorf("%s shows the password", p)
+		}
+	}
+}
