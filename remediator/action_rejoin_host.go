@@ -1,0 +1,67 @@
+package remediator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"xsha/xapi"
+)
+
+// rejoin_host(host): a returning slave answers as a slave of the current
+// master, but cannot join the HA liveset while pool HA is on, so the
+// master does not see it live. Disable pool HA, wait for the host to join,
+// re-enable pool HA through enable_pool_ha's checks.
+func rejoinHostSteps(host string) []step {
+	return []step{
+		{name: stepCheck, run: func(ctx context.Context, x *execution) error { return checkRejoinHost(ctx, x, host) }},
+		disablePoolHAStep(func(s *xapi.Snapshot) (bool, string) {
+			h, ok := s.Host(host)
+			if ok && !h.Live {
+				return true, ""
+			}
+			return false, fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h))
+		}),
+		waitRejoinStep(host),
+		enablePoolHAStep(),
+		verifyStep(host),
+	}
+}
+
+func checkRejoinHost(ctx context.Context, x *execution, host string) error {
+	s, err := x.read(ctx, "before the action")
+	if err != nil {
+		return err
+	}
+	h, ok := s.Host(host)
+	if !ok {
+		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
+	}
+	if h.Live {
+		x.noop = fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h))
+		return end(StateSuccess, "", x.noop)
+	}
+	master, _ := s.Master()
+	switch {
+	case !s.HAEnabled:
+		return end(StateSkipped, skipPrecondition, fmt.Sprintf("pool HA is off, so nothing keeps host %s out; it rejoins by itself", host))
+	case h.Probe.Role == xapi.RoleEmergency:
+		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is in emergency mode; that is clear_emergency_mode's case", host))
+	case h.Probe.Role != xapi.RoleSlave:
+		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s does not answer as a slave (%s); disabling pool HA would not bring it back", host, hostState(h)))
+	case master.Address != "" && h.Probe.MasterAddress != master.Address:
+		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
+	}
+	if err := x.holds(ctx, s, host); err != nil {
+		return err
+	}
+	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
+		return end(StateSkipped, skipPrecondition, "precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
+	}
+	if x.rec.DryRun {
+		return end(StateDryRun, "", planText("call pool.disable_ha",
+			fmt.Sprintf("wait until the master sees %s live as a slave", host),
+			"check enable_pool_ha's preconditions and "+enableCall(x, s)))
+	}
+	return nil
+}

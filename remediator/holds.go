@@ -1,0 +1,241 @@
+package remediator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"xsha/xapi"
+)
+
+// Hold sources.
+const (
+	HoldSourceAPI  = "api"
+	HoldSourceFile = "file"
+	HoldSourceAuto = "auto"
+)
+
+// Holds keep actions from starting. An action already running finishes:
+// stopping a repair between disabling and re-enabling pool HA would leave
+// the pool without master failover.
+
+// manualHold returns the hold an operator put on the pool (API or policy
+// file), global holds included.
+func (r *Remediator) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
+	if reason, ok := pol.heldByFile(pool); ok {
+		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}
+		if pol.Holds.All {
+			h.Pool = ""
+		}
+		return h, true, nil
+	}
+	holds, err := tx.Holds()
+	if err != nil {
+		return Hold{}, false, err
+	}
+	for _, h := range holds {
+		if h.Pool == "" || h.Pool == pool {
+			return h, true, nil
+		}
+	}
+	return Hold{}, false, nil
+}
+
+// autoHolds returns why the pool is held by its own state: a host other
+// than the action's target disabled in XenServer (maintenance mode, or
+// shut down on purpose, which XAPI only allows for a disabled host), or a
+// host of its CloudStack cluster in maintenance. A CloudStack error holds
+// too: maintenance cannot be ruled out.
+func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot, target string) []string {
+	var reasons []string
+	for _, h := range snap.Hosts {
+		if h.Name == target || h.Enabled {
+			continue
+		}
+		if h.Live {
+			reasons = append(reasons, fmt.Sprintf("host %s is disabled in XenServer (maintenance mode)", h.Name))
+		} else {
+			reasons = append(reasons, fmt.Sprintf("host %s is disabled in XenServer and not live (in maintenance or shut down)", h.Name))
+		}
+	}
+	if r.maintenance != nil {
+		cluster := pool
+		if p, ok := r.cfg.Pool(pool); ok && p.CloudStackCluster != "" {
+			cluster = p.CloudStackCluster
+		}
+		hosts, err := r.maintenance.HostsInMaintenance(ctx, cluster)
+		switch {
+		case err != nil:
+			reasons = append(reasons, fmt.Sprintf("CloudStack maintenance state of cluster %s unknown: %v", cluster, err))
+		case len(hosts) > 0:
+			sort.Strings(hosts)
+			reasons = append(reasons, fmt.Sprintf("CloudStack hosts in maintenance in cluster %s: %s", cluster, strings.Join(hosts, ", ")))
+		}
+	}
+	r.mu.Lock()
+	r.autoHeld[pool] = autoHold{Reasons: reasons, At: r.now()}
+	r.mu.Unlock()
+	r.updateHoldGauges()
+	return reasons
+}
+
+// updateHoldGauges sets xsha_remediator_hold for every configured pool.
+func (r *Remediator) updateHoldGauges() {
+	pol := r.policy.Get()
+	var api []Hold
+	_ = r.journal.View(func(tx *Tx) error {
+		var err error
+		api, err = tx.Holds()
+		return err
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.cfg.Pools {
+		held := len(r.autoHeld[p.Name].Reasons) > 0
+		if _, ok := pol.heldByFile(p.Name); ok {
+			held = true
+		}
+		for _, h := range api {
+			if h.Pool == "" || h.Pool == p.Name {
+				held = true
+			}
+		}
+		v := 0.0
+		if held {
+			v = 1
+		}
+		r.metrics.hold.WithLabelValues(p.Name).Set(v)
+	}
+}
+
+// holdsView lists every hold in force: from the file, the API, and the
+// last automatic evaluation of each pool.
+func (r *Remediator) holdsView() ([]Hold, error) {
+	pol := r.policy.Get()
+	var out []Hold
+	if pol.Holds.All {
+		reason, _ := pol.heldByFile("")
+		out = append(out, Hold{Reason: reason, Source: HoldSourceFile})
+	}
+	for _, p := range pol.Holds.Pools {
+		reason, _ := pol.heldByFile(p)
+		out = append(out, Hold{Pool: p, Reason: reason, Source: HoldSourceFile})
+	}
+	err := r.journal.View(func(tx *Tx) error {
+		api, err := tx.Holds()
+		out = append(out, api...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	for pool, a := range r.autoHeld {
+		for _, reason := range a.Reasons {
+			out = append(out, Hold{Pool: pool, Reason: reason, Since: a.At, Source: HoldSourceAuto})
+		}
+	}
+	r.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pool < out[j].Pool })
+	return out, nil
+}
+
+// SetHold holds one pool, or every pool when pool is empty, until lifted.
+func (r *Remediator) SetHold(pool, reason string) error {
+	if pool != "" {
+		if _, ok := r.cfg.Pool(pool); !ok {
+			return fmt.Errorf("pool %q is not configured", pool)
+		}
+	}
+	if reason == "" {
+		reason = "held through the API"
+	}
+	h := Hold{Pool: pool, Reason: reason, Since: r.now(), Source: HoldSourceAPI}
+	err := r.journal.Update(func(tx *Tx) error {
+		if err := tx.PutHold(h); err != nil {
+			return err
+		}
+		return tx.Append(Entry{Kind: KindHold, Pool: pool, Message: "hold set: " + reason})
+	})
+	if err != nil {
+		return fmt.Errorf("recording hold: %w", err)
+	}
+	r.updateHoldGauges()
+	return nil
+}
+
+// LiftHold lifts a hold set through the API and reports whether one was set.
+func (r *Remediator) LiftHold(pool string) (bool, error) {
+	var found bool
+	err := r.journal.Update(func(tx *Tx) error {
+		var err error
+		if found, err = tx.DeleteHold(pool); err != nil || !found {
+			return err
+		}
+		return tx.Append(Entry{Kind: KindHold, Pool: pool, Message: "hold lifted"})
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording hold: %w", err)
+	}
+	r.updateHoldGauges()
+	if found {
+		r.wakeAll()
+	}
+	return found, nil
+}
+
+func (r *Remediator) handleHolds(w http.ResponseWriter, _ *http.Request) {
+	holds, err := r.holdsView()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"holds": holds})
+}
+
+// holdRequest is the body of POST /api/v1/holds.
+type holdRequest struct {
+	// Pool to hold; empty holds every pool.
+	Pool   string `json:"pool"`
+	Reason string `json:"reason"`
+}
+
+func (r *Remediator) handleSetHold(w http.ResponseWriter, req *http.Request) {
+	if !r.authorize(w, req) {
+		return
+	}
+	var hr holdRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&hr); err != nil {
+		httpError(w, http.StatusBadRequest, "decoding hold: "+err.Error())
+		return
+	}
+	if err := r.SetHold(hr.Pool, hr.Reason); err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	r.log.Info("hold set", "pool", hr.Pool, "reason", hr.Reason, "remote", req.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "held"})
+}
+
+func (r *Remediator) handleDeleteHold(w http.ResponseWriter, req *http.Request) {
+	if !r.authorize(w, req) {
+		return
+	}
+	pool := req.URL.Query().Get("pool")
+	found, err := r.LiftHold(pool)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !found {
+		httpError(w, http.StatusNotFound, "no hold set through the API for this pool")
+		return
+	}
+	r.log.Info("hold lifted", "pool", pool, "remote", req.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "lifted"})
+}

@@ -1,0 +1,326 @@
+package remediator
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/prometheus/alertmanager/template"
+)
+
+// Verdicts about one alert.
+const (
+	VerdictQueued    = "queued"    // a new action was recorded
+	VerdictJoined    = "joined"    // an open action for the same target answers it
+	VerdictDuplicate = "duplicate" // the episode was already acted on
+	VerdictSkipped   = "skipped"   // recorded as a skipped action (hold, cooldown, ...)
+	VerdictIgnored   = "ignored"   // no action applies
+	VerdictCancelled = "cancelled" // resolved: the pending action was cancelled
+	VerdictResolved  = "resolved"  // resolved: nothing to cancel
+)
+
+// Skip reasons, the values of the reason label of xsha_remediator_skips_total.
+const (
+	skipHold         = "hold"
+	skipCooldown     = "cooldown"
+	skipBackoff      = "backoff"
+	skipBudget       = "budget"
+	skipPrecondition = "precondition"
+	skipNotAllowed   = "not_allowed"
+	skipBadAlert     = "bad_alert"
+	skipResolved     = "resolved"
+)
+
+// AlertVerdict is what the remediator decided about one alert of a webhook.
+type AlertVerdict struct {
+	Fingerprint string `json:"fingerprint"`
+	Alert       string `json:"alertname"`
+	Status      string `json:"status"`
+	Verdict     string `json:"verdict"`
+	Reason      string `json:"reason,omitempty"`
+	ActionID    uint64 `json:"action_id,omitempty"`
+
+	action, pool, skip string // for metrics and waking, after commit
+}
+
+// alertEntry is the journal data of a received alert.
+type alertEntry struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Fingerprint  string            `json:"fingerprint"`
+	StartsAt     time.Time         `json:"starts_at"`
+	EndsAt       time.Time         `json:"ends_at,omitzero"`
+	GroupKey     string            `json:"group_key"`
+	Receiver     string            `json:"receiver"`
+	Reason       string            `json:"notification_reason,omitempty"`
+	Truncated    uint64            `json:"truncated_alerts,omitempty"`
+	Remote       string            `json:"remote"`
+	GeneratorURL string            `json:"generator_url,omitempty"`
+}
+
+// episodeKey identifies one firing episode of one alert for one action on
+// one target: Alertmanager re-sends it at every repeat and from every peer.
+func episodeKey(action, target, fingerprint string, startsAt time.Time) string {
+	return fmt.Sprintf("%s|%s|%s|%s", action, target, fingerprint, startsAt.UTC().Format(time.RFC3339Nano))
+}
+
+// needsHost reports whether the action targets one host.
+func needsHost(action string) bool { return action != ActionEnablePoolHA }
+
+// intake records every alert of the message and the decision about it in
+// one durable transaction. Each alert is decided on its own, from its own
+// status and labels.
+func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
+	pol := r.policy.Get()
+	var verdicts []AlertVerdict
+	err := r.journal.Update(func(tx *Tx) error {
+		verdicts = verdicts[:0]
+		for _, a := range msg.Alerts {
+			v, err := r.decide(tx, pol, msg, a, remote)
+			if err != nil {
+				return err
+			}
+			verdicts = append(verdicts, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if msg.TruncatedAlerts > 0 {
+		r.metrics.truncated.Add(float64(msg.TruncatedAlerts))
+	}
+	for _, v := range verdicts {
+		switch v.Verdict {
+		case VerdictQueued:
+			r.wakePool(v.pool)
+		case VerdictSkipped:
+			r.metrics.actions.WithLabelValues(v.action, ResultSkipped).Inc()
+			r.metrics.skips.WithLabelValues(v.action, v.skip).Inc()
+		case VerdictCancelled:
+			r.metrics.skips.WithLabelValues(v.action, skipResolved).Inc()
+		}
+	}
+	return verdicts, nil
+}
+
+func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
+	name, pool, host := a.Labels["alertname"], a.Labels["pool"], a.Labels["host"]
+	v := AlertVerdict{Fingerprint: a.Fingerprint, Alert: name, Status: a.Status, pool: pool}
+	err := tx.Append(Entry{Kind: KindAlert, Pool: pool, Host: host,
+		Message: fmt.Sprintf("alert %s %s", name, a.Status),
+		Data: mustJSON(alertEntry{Status: a.Status, Labels: a.Labels, Fingerprint: a.Fingerprint,
+			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GroupKey: msg.GroupKey, Receiver: msg.Receiver,
+			Reason: msg.NotificationReason, Truncated: msg.TruncatedAlerts, Remote: remote,
+			GeneratorURL: a.GeneratorURL})})
+	if err != nil {
+		return v, err
+	}
+	verdict := func(verdict, reason string, rec *Record) (AlertVerdict, error) {
+		v.Verdict, v.Reason = verdict, reason
+		e := Entry{Kind: KindVerdict, Pool: pool, Host: host, Action: v.action,
+			Message: fmt.Sprintf("alert %s (%s): %s", name, a.Fingerprint, verdict)}
+		if reason != "" {
+			e.Message += ": " + reason
+		}
+		if rec != nil {
+			v.ActionID = rec.ID
+			e.ActionID = rec.ID
+		}
+		return v, tx.Append(e)
+	}
+
+	action, ok := pol.ActionFor(name)
+	if !ok {
+		return verdict(VerdictIgnored, "no action is enabled for this alert", nil)
+	}
+	v.action = action
+	if !needsHost(action) {
+		host = ""
+	}
+	ref := AlertRef{Name: name, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, GroupKey: msg.GroupKey}
+	key := episodeKey(action, targetKey(pool, host), a.Fingerprint, a.StartsAt)
+
+	if a.Status == statusResolved {
+		return r.resolve(tx, key, verdict)
+	}
+
+	// A skipped action is recorded, so the status page and the API show it.
+	skip := func(kind, reason string) (AlertVerdict, error) {
+		rec := &Record{Action: action, Pool: pool, Host: host, State: StateSkipped, Reason: reason,
+			Alert: ref, Episodes: []string{key}, DryRun: pol.DryRunFor(action)}
+		rec.Finished = tx.now()
+		if err := tx.Create(rec); err != nil {
+			return v, err
+		}
+		if err := tx.SetEpisode(key, rec.ID); err != nil {
+			return v, err
+		}
+		if err := tx.AppendFor(rec, KindAction, "skipped: "+reason, nil); err != nil {
+			return v, err
+		}
+		v.skip = kind
+		return verdict(VerdictSkipped, reason, rec)
+	}
+	switch {
+	case pool == "":
+		return skip(skipBadAlert, "the alert has no pool label")
+	case needsHost(action) && host == "":
+		return skip(skipBadAlert, "the alert has no host label")
+	case !pol.Allows(action, pool):
+		return skip(skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool))
+	}
+	if _, ok := r.cfg.Pool(pool); !ok {
+		return skip(skipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", pool))
+	}
+
+	if id, ok := tx.Episode(key); ok {
+		prev, err := tx.Get(id)
+		if err != nil {
+			return v, err
+		}
+		switch {
+		case prev.open():
+			return verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
+		case prev.State == StateSuccess, prev.State == StateCancelled:
+			return verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
+		case prev.State == StateDryRun && pol.DryRunFor(action):
+			return verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
+		}
+		// Failed or skipped before, or dry-run then and live now: evaluate again.
+	}
+
+	// One action per target at a time: an open one answers this alert too.
+	open, err := tx.Open(pool)
+	if err != nil {
+		return v, err
+	}
+	for _, rec := range open {
+		if rec.Action == action && rec.Host == host {
+			if !slices.Contains(rec.Episodes, key) {
+				rec.Episodes = append(rec.Episodes, key)
+				if err := tx.Put(rec); err != nil {
+					return v, err
+				}
+			}
+			if err := tx.SetEpisode(key, rec.ID); err != nil {
+				return v, err
+			}
+			return verdict(VerdictJoined, fmt.Sprintf("open action %d on the same target answers it", rec.ID), rec)
+		}
+	}
+
+	if kind, reason, err := r.gate(tx, pol, action, pool, host); err != nil {
+		return v, err
+	} else if kind != "" {
+		return skip(kind, reason)
+	}
+
+	rec := &Record{Action: action, Pool: pool, Host: host, State: StatePending,
+		DryRun: pol.DryRunFor(action), Alert: ref, Episodes: []string{key}}
+	if err := tx.Create(rec); err != nil {
+		return v, err
+	}
+	if err := tx.SetEpisode(key, rec.ID); err != nil {
+		return v, err
+	}
+	msgText := "queued"
+	if rec.DryRun {
+		msgText = "queued in dry-run mode"
+	}
+	if err := tx.AppendFor(rec, KindAction, msgText, nil); err != nil {
+		return v, err
+	}
+	return verdict(VerdictQueued, "", rec)
+}
+
+// resolve cancels the episode's action if it has not started. Resolved
+// alerts never cause a write.
+func (r *Remediator) resolve(tx *Tx, key string, verdict func(string, string, *Record) (AlertVerdict, error)) (AlertVerdict, error) {
+	id, ok := tx.Episode(key)
+	if !ok {
+		return verdict(VerdictResolved, "no action answers this episode", nil)
+	}
+	rec, err := tx.Get(id)
+	if err != nil {
+		return AlertVerdict{}, err
+	}
+	switch rec.State {
+	case StatePending:
+		if !slices.Contains(rec.Resolved, key) {
+			rec.Resolved = append(rec.Resolved, key)
+		}
+		if len(rec.Resolved) < len(rec.Episodes) {
+			if err := tx.Put(rec); err != nil {
+				return AlertVerdict{}, err
+			}
+			return verdict(VerdictResolved, fmt.Sprintf("action %d still answers other firing alerts", rec.ID), rec)
+		}
+		rec.State, rec.Reason, rec.Finished = StateCancelled, "the alert resolved before the action started", tx.now()
+		if err := tx.Put(rec); err != nil {
+			return AlertVerdict{}, err
+		}
+		if err := tx.AppendFor(rec, KindAction, "cancelled: "+rec.Reason, nil); err != nil {
+			return AlertVerdict{}, err
+		}
+		return verdict(VerdictCancelled, rec.Reason, rec)
+	case StateRunning:
+		return verdict(VerdictResolved, fmt.Sprintf("action %d is running; it re-checks live state before every step", rec.ID), rec)
+	default:
+		return verdict(VerdictResolved, fmt.Sprintf("action %d ended %s", rec.ID, rec.State), rec)
+	}
+}
+
+// gate applies the policy (which may have been reloaded since the alert
+// came), holds set by operators, cooldown, backoff and the hourly attempt
+// budget. It returns the skip reason kind and text, or "".
+func (r *Remediator) gate(tx *Tx, pol *Policy, action, pool, host string) (string, string, error) {
+	now := tx.now()
+	if !pol.Allows(action, pool) {
+		return skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil
+	}
+	if h, ok, err := r.manualHold(tx, pol, pool); err != nil {
+		return "", "", err
+	} else if ok {
+		scope := "pool " + pool
+		if h.Pool == "" {
+			scope = "every pool"
+		}
+		return skipHold, fmt.Sprintf("hold on %s (%s): %s", scope, h.Source, h.Reason), nil
+	}
+	ts, err := tx.target(targetKey(pool, host))
+	if err != nil {
+		return "", "", err
+	}
+	if cd := time.Duration(pol.Cooldown); !ts.LastSuccess.IsZero() && now.Sub(ts.LastSuccess) < cd {
+		return skipCooldown, fmt.Sprintf("cooldown: the last action on %s succeeded at %s; next one allowed after %s",
+			targetKey(pool, host), ts.LastSuccess.UTC().Format(time.RFC3339), ts.LastSuccess.Add(cd).UTC().Format(time.RFC3339)), nil
+	}
+	if ts.Failures > 0 {
+		wait := backoffFor(time.Duration(pol.Backoff), ts.Failures)
+		if now.Sub(ts.LastFailure) < wait {
+			return skipBackoff, fmt.Sprintf("backoff after %d consecutive failure(s) on %s: next attempt allowed after %s",
+				ts.Failures, targetKey(pool, host), ts.LastFailure.Add(wait).UTC().Format(time.RFC3339)), nil
+		}
+	}
+	attempts, err := tx.attempts(pool, now)
+	if err != nil {
+		return "", "", err
+	}
+	if len(attempts) >= pol.MaxAttemptsPerHour {
+		return skipBudget, fmt.Sprintf("attempt budget spent: %d action(s) wrote to pool %s in the last hour (max_attempts_per_hour %d); remediation of the pool stops until %s",
+			len(attempts), pool, pol.MaxAttemptsPerHour, attempts[0].Add(time.Hour).UTC().Format(time.RFC3339)), nil
+	}
+	return "", "", nil
+}
+
+// backoffFor doubles base for each consecutive failure after the first,
+// capped at one hour.
+func backoffFor(base time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}

@@ -1,0 +1,102 @@
+package remediator
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results an action ends with, the values of the result label of
+// xsha_remediator_actions_total.
+const (
+	ResultSuccess = "success"
+	ResultFailed  = "failed"
+	ResultSkipped = "skipped"
+	ResultDryRun  = "dry_run"
+)
+
+// Results of a webhook request, the values of the result label of
+// xsha_remediator_webhooks_total.
+const (
+	webhookAccepted         = "accepted"
+	webhookUnauthorized     = "unauthorized"
+	webhookMethodNotAllowed = "method_not_allowed"
+	webhookUnsupportedType  = "unsupported_media_type"
+	webhookTooLarge         = "too_large"
+	webhookBadRequest       = "bad_request"
+	webhookJournalError     = "journal_error"
+)
+
+var (
+	webhooksOpts = prometheus.CounterOpts{
+		Name: "xsha_remediator_webhooks_total",
+		Help: "Webhook requests received, by result (accepted, or why they were rejected).",
+	}
+	actionsOpts = prometheus.CounterOpts{
+		Name: "xsha_remediator_actions_total",
+		Help: "Remediation actions finished, by action and result (success, failed, skipped, dry_run).",
+	}
+	durationOpts = prometheus.HistogramOpts{
+		Name:    "xsha_remediator_action_duration_seconds",
+		Help:    "How long remediation actions took from start to finish, by action.",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 2400},
+	}
+	holdOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_hold",
+		Help: "Whether remediation is held for the pool (1) by an operator or automatically, as last evaluated.",
+	}
+	dryRunOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_dry_run",
+		Help: "Whether the policy puts the remediator in dry-run mode (1): actions are evaluated and journaled but nothing is written.",
+	}
+	skipsOpts = prometheus.CounterOpts{
+		Name: "xsha_remediator_skips_total",
+		Help: "Actions not run, by action and reason (hold, cooldown, backoff, budget, precondition).",
+	}
+	truncatedOpts = prometheus.CounterOpts{
+		Name: "xsha_remediator_alerts_truncated_total",
+		Help: "Alerts Alertmanager left out of webhook messages (truncatedAlerts); set max_alerts to 0 on the receiver.",
+	}
+)
+
+// MetricNames returns the names of every metric the remediator exposes.
+func MetricNames() []string {
+	return []string{
+		webhooksOpts.Name, actionsOpts.Name, durationOpts.Name, holdOpts.Name,
+		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
+	}
+}
+
+// metrics are the remediator's own metrics.
+type metrics struct {
+	webhooks  *prometheus.CounterVec
+	actions   *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	hold      *prometheus.GaugeVec
+	dryRun    prometheus.Gauge
+	skips     *prometheus.CounterVec
+	truncated prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		webhooks:  prometheus.NewCounterVec(webhooksOpts, []string{"result"}),
+		actions:   prometheus.NewCounterVec(actionsOpts, []string{"action", "result"}),
+		duration:  prometheus.NewHistogramVec(durationOpts, []string{"action"}),
+		hold:      prometheus.NewGaugeVec(holdOpts, []string{"pool"}),
+		dryRun:    prometheus.NewGauge(dryRunOpts),
+		skips:     prometheus.NewCounterVec(skipsOpts, []string{"action", "reason"}),
+		truncated: prometheus.NewCounter(truncatedOpts),
+	}
+	for _, r := range []string{webhookAccepted, webhookUnauthorized, webhookMethodNotAllowed,
+		webhookUnsupportedType, webhookTooLarge, webhookBadRequest, webhookJournalError} {
+		m.webhooks.WithLabelValues(r)
+	}
+	for _, a := range actionNames {
+		for _, r := range []string{ResultSuccess, ResultFailed, ResultSkipped, ResultDryRun} {
+			m.actions.WithLabelValues(a, r)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated)
+	}
+	return m
+}

@@ -1,0 +1,104 @@
+package remediator
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"xsha/config"
+)
+
+func TestParsePolicy(t *testing.T) {
+	cases := []struct {
+		name  string
+		yaml  string
+		err   string
+		check func(t *testing.T, p *Policy)
+	}{
+		{name: "empty file: nothing enabled, dry-run on", yaml: "", check: func(t *testing.T, p *Policy) {
+			if !p.DryRun || len(p.Actions) != 0 || p.anyLive() {
+				t.Errorf("got %+v", p)
+			}
+			if time.Duration(p.Cooldown) != DefaultCooldown || p.MaxAttemptsPerHour != DefaultMaxAttemptsPerHour {
+				t.Errorf("defaults %+v", p)
+			}
+		}},
+		{name: "actions enabled but dry-run left out stays dry-run", yaml: `
+actions:
+  enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-a]}`, check: func(t *testing.T, p *Policy) {
+			if !p.DryRunFor(ActionEnablePoolHA) || p.anyLive() {
+				t.Error("not dry-run")
+			}
+			if a, ok := p.ActionFor("XenServerPoolHADisabled"); !ok || a != ActionEnablePoolHA {
+				t.Errorf("ActionFor = %q %v", a, ok)
+			}
+			if p.Allows(ActionEnablePoolHA, "cluster-b") || !p.Allows(ActionEnablePoolHA, "cluster-a") {
+				t.Error("Allows wrong")
+			}
+		}},
+		{name: "the issue's example", yaml: `
+dry_run: false                # default true
+actions:
+  enable_pool_ha:       {alerts: [XenServerPoolHADisabled],   pools: [cluster-a]}
+  clear_emergency_mode: {alerts: [XenServerHostEmergencyMode], pools: [cluster-a]}
+cooldown: 10m
+max_attempts_per_hour: 3
+`, check: func(t *testing.T, p *Policy) {
+			if p.DryRun || !p.anyLive() || p.Allows(ActionRejoinHost, "cluster-a") {
+				t.Errorf("got %+v", p)
+			}
+			if len(p.haConfiguration()) != 0 {
+				t.Errorf("configuration %v without ha_timeout", p.haConfiguration())
+			}
+		}},
+		{name: "per-action dry-run", yaml: `
+dry_run: false
+actions:
+  enable_pool_ha: {alerts: [A], pools: [p], dry_run: true}
+  rejoin_host: {alerts: [B], pools: [p]}
+ha_timeout: 3m`, check: func(t *testing.T, p *Policy) {
+			if !p.DryRunFor(ActionEnablePoolHA) || p.DryRunFor(ActionRejoinHost) {
+				t.Error("per-action dry-run ignored")
+			}
+			if p.haConfiguration()["timeout"] != "180" {
+				t.Errorf("configuration %v", p.haConfiguration())
+			}
+		}},
+		{name: "unknown top-level key", yaml: "dry_run: false\ncooldow: 5m\n", err: "field cooldow not found"},
+		{name: "unknown action key", yaml: "actions:\n  enable_pool_ha: {alerts: [A], pools: [p], pool: [q]}\n", err: "field pool not found"},
+		{name: "unknown action", yaml: "actions:\n  reboot_host: {alerts: [A], pools: [p]}\n", err: `unknown action "reboot_host"`},
+		{name: "no alerts", yaml: "actions:\n  enable_pool_ha: {pools: [p]}\n", err: "alerts: at least one"},
+		{name: "no pools", yaml: "actions:\n  enable_pool_ha: {alerts: [A]}\n", err: "pools: at least one"},
+		{name: "alert for two actions", yaml: "actions:\n  enable_pool_ha: {alerts: [A], pools: [p]}\n  rejoin_host: {alerts: [A], pools: [p]}\n", err: "triggers both"},
+		{name: "no attempts", yaml: "max_attempts_per_hour: 0\n", err: "at least 1"},
+		{name: "ha_timeout too short", yaml: "ha_timeout: 5s\n", err: "at least 10s"},
+		{name: "bad duration", yaml: "cooldown: soon\n", err: "decoding policy"},
+		{name: "wrong type", yaml: "dry_run: maybe\n", err: "decoding policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy([]byte(tc.yaml))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, p)
+		})
+	}
+}
+
+func TestPolicyCheckPools(t *testing.T) {
+	p, err := ParsePolicy([]byte("actions:\n  enable_pool_ha: {alerts: [A], pools: [cluster-a, cluster-z]}\nholds: {pools: [cluster-y]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Pools: []config.Pool{{Name: "cluster-a"}}}
+	if err := p.CheckPools(cfg); err == nil || !strings.Contains(err.Error(), "[cluster-y cluster-z]") {
+		t.Errorf("err %v", err)
+	}
+}

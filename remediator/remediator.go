@@ -1,0 +1,175 @@
+// Package remediator receives Alertmanager webhooks and, when the
+// operator's policy allows it, repairs XenServer pool HA: it re-enables pool
+// HA, recovers an old master left in HA emergency mode, and lets a
+// returning slave rejoin. Every decision is journaled durably before it is
+// acted on; every step re-reads live state through XAPI first; one action
+// runs per pool at a time; dry-run is the default.
+package remediator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"xsha/config"
+)
+
+// DefaultMaxBodyBytes caps webhook request bodies.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configure a Remediator.
+type Options struct {
+	// Config is the shared configuration; its pools are the ones acted on.
+	Config *config.Config
+	// Policy holds the running policy.
+	Policy *PolicyStore
+	// Journal is the open journal.
+	Journal *Journal
+	// Clients gives each configured pool's XAPI client by pool name.
+	Clients map[string]PoolClient
+	// Maintenance, when set, holds pools whose CloudStack cluster has hosts
+	// in maintenance.
+	Maintenance MaintenanceSource
+	// Auth authenticates the webhook and the hold API; required (use
+	// NoAuth to turn authentication off explicitly).
+	Auth Authenticator
+	// MaxBodyBytes caps webhook bodies; DefaultMaxBodyBytes when zero.
+	MaxBodyBytes int64
+	// Registerer receives the metrics; nil for none.
+	Registerer prometheus.Registerer
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Remediator is the webhook intake, the journal-backed queue and the
+// per-pool action runners.
+type Remediator struct {
+	cfg         *config.Config
+	policy      *PolicyStore
+	journal     *Journal
+	clients     map[string]PoolClient
+	maintenance MaintenanceSource
+	auth        Authenticator
+	maxBody     int64
+	metrics     *metrics
+	log         *slog.Logger
+	now         func() time.Time
+
+	wake    map[string]chan struct{}
+	running atomic.Bool
+
+	mu       sync.Mutex
+	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
+}
+
+// autoHold is the last automatic hold evaluation of a pool.
+type autoHold struct {
+	Reasons []string  `json:"reasons"`
+	At      time.Time `json:"at"`
+}
+
+// New returns a Remediator. Call Run to start acting and Register to serve HTTP.
+func New(opts Options) (*Remediator, error) {
+	switch {
+	case opts.Config == nil:
+		return nil, errors.New("remediator: no configuration")
+	case opts.Policy == nil || opts.Policy.Get() == nil:
+		return nil, errors.New("remediator: no policy")
+	case opts.Journal == nil:
+		return nil, errors.New("remediator: no journal")
+	case opts.Auth == nil:
+		return nil, errors.New("remediator: no authenticator (use NoAuth to turn authentication off)")
+	}
+	for _, p := range opts.Config.Pools {
+		if opts.Clients[p.Name] == nil {
+			return nil, fmt.Errorf("remediator: no XAPI client for pool %q", p.Name)
+		}
+	}
+	r := &Remediator{
+		cfg:         opts.Config,
+		policy:      opts.Policy,
+		journal:     opts.Journal,
+		clients:     opts.Clients,
+		maintenance: opts.Maintenance,
+		auth:        opts.Auth,
+		maxBody:     opts.MaxBodyBytes,
+		metrics:     newMetrics(opts.Registerer),
+		log:         opts.Logger,
+		now:         opts.Now,
+		wake:        map[string]chan struct{}{},
+		autoHeld:    map[string]autoHold{},
+	}
+	if r.maxBody <= 0 {
+		r.maxBody = DefaultMaxBodyBytes
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.journal.now = r.now
+	for _, p := range r.cfg.Pools {
+		r.wake[p.Name] = make(chan struct{}, 1)
+	}
+	r.policyChanged()
+	return r, nil
+}
+
+// SetPolicy makes p the running policy (after a reload).
+func (r *Remediator) SetPolicy(p *Policy) {
+	r.policy.Set(p)
+	r.policyChanged()
+	r.log.Info("policy loaded", "dry_run", p.DryRun, "actions", len(p.Actions))
+}
+
+func (r *Remediator) policyChanged() {
+	p := r.policy.Get()
+	if p.anyLive() {
+		r.metrics.dryRun.Set(0)
+	} else {
+		r.metrics.dryRun.Set(1)
+	}
+	r.updateHoldGauges()
+	r.wakeAll()
+}
+
+// Ready reports whether the runners have started.
+func (r *Remediator) Ready() bool { return r.running.Load() }
+
+// Register adds the remediator's routes: the webhook, the API and the
+// status page.
+func (r *Remediator) Register(m *mux.Router) {
+	m.HandleFunc("/webhook", r.handleWebhook)
+	m.HandleFunc("/api/v1/actions", r.handleActions).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/actions/{id:[0-9]+}", r.handleAction).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/journal", r.handleJournal).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
+	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
+	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
+}
+
+func (r *Remediator) wakePool(pool string) {
+	if ch, ok := r.wake[pool]; ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *Remediator) wakeAll() {
+	for p := range r.wake {
+		r.wakePool(p)
+	}
+}

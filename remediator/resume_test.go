@@ -1,0 +1,101 @@
+package remediator
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A remediator killed in the middle of clear_emergency_mode, right after
+// an XAPI write went through, and started again on the same journal,
+// finishes the repair without making any write twice and keeps every
+// journal entry written before the crash.
+func TestCrashMidActionResumesWithoutRepeating(t *testing.T) {
+	for _, crashAfter := range []string{"pool.disable_ha", "host.emergency_ha_disable", "pool.enable_ha"} {
+		t.Run(crashAfter, func(t *testing.T) {
+			p := newFakePool("cluster-a")
+			old := p.emergencyOldMaster()
+			h := newHarness(t, livePolicy, p)
+			h.start()
+			crashed := make(chan struct{})
+			cancel := h.cancel
+			p.after = func(method string) {
+				if method == crashAfter {
+					cancel() // the process dies while XAPI has done the work
+					close(crashed)
+				}
+			}
+			id := h.queue("XenServerHostEmergencyMode", "cluster-a", old, "fp-em")
+			<-crashed
+			h.stop()
+			p.after = nil
+			if rec := h.record(id); rec.State != StateRunning {
+				t.Fatalf("after the crash the action is %s, want running", rec.State)
+			}
+			before := h.entries()
+
+			h.restart()
+			rec := h.waitFinal(id)
+			if rec.State != StateSuccess {
+				t.Fatalf("after restart: %s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
+			}
+			want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
+			if got := p.Calls(); !slices.Equal(got, want) {
+				t.Fatalf("calls %v, want each once: %v", got, want)
+			}
+			if !p.HAEnabled() {
+				t.Error("pool HA not re-enabled")
+			}
+			after := h.entries()
+			if len(after) <= len(before) {
+				t.Fatalf("journal has %d entries after the restart, %d before", len(after), len(before))
+			}
+			for i, e := range before {
+				if after[i].Seq != e.Seq || after[i].Message != e.Message {
+					t.Fatalf("entry %d changed across the restart: %+v -> %+v", i, e, after[i])
+				}
+			}
+			text := journalText(h.entriesFor(id))
+			wantText := []string{"resumed after a restart", "resumed after an interruption"}
+			if crashAfter == "host.emergency_ha_disable" {
+				// The host stays in emergency mode for a few reads after the
+				// call: live state alone cannot tell the call was made.
+				wantText = append(wantText, crashAfter+" was called before the interruption; not calling it again")
+			}
+			for _, s := range wantText {
+				if !strings.Contains(text, s) {
+					t.Errorf("journal lacks %q:\n%s", s, text)
+				}
+			}
+			if rec.Resumed != 1 {
+				t.Errorf("resumed %d times", rec.Resumed)
+			}
+		})
+	}
+}
+
+// A crash between journaling a write and making it leaves the write
+// undone; the resumed action does not make it blindly, finds its effect
+// missing, and reports.
+func TestCrashBeforeWriteReports(t *testing.T) {
+	p := newFakePool("cluster-a")
+	pol := strings.Replace(livePolicy, "step_timeout: 30s", "step_timeout: 200ms", 1)
+	h := newHarness(t, pol, p)
+	// Journal an action that was about to call pool.enable_ha when it died.
+	err := h.journal.Update(func(tx *Tx) error {
+		rec := &Record{Action: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Wrote: true,
+			Steps: []Step{{Name: stepCheck, State: StepDone}, {Name: stepEnablePoolHA, State: StepStarted, Calls: []string{"pool.enable_ha"}}}}
+		return tx.Create(rec)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	rec := h.waitFinal(1)
+	if rec.State != StateFailed || !strings.Contains(rec.Reason, "did not happen") {
+		t.Fatalf("got %s: %s", rec.State, rec.Reason)
+	}
+	if calls := p.Calls(); len(calls) != 0 {
+		t.Errorf("calls %v", calls)
+	}
+}

@@ -1,0 +1,152 @@
+package remediator
+
+import (
+	"html/template"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+const (
+	defaultListLimit = 50
+	maxListLimit     = 1000
+)
+
+func limitParam(req *http.Request) int {
+	n, err := strconv.Atoi(req.URL.Query().Get("limit"))
+	if err != nil || n <= 0 {
+		return defaultListLimit
+	}
+	return min(n, maxListLimit)
+}
+
+// Actions returns up to limit actions, newest first.
+func (r *Remediator) Actions(limit int) ([]*Record, error) {
+	var recs []*Record
+	err := r.journal.View(func(tx *Tx) error {
+		var err error
+		recs, err = tx.Recent(limit)
+		return err
+	})
+	return recs, err
+}
+
+// handleActions is GET /api/v1/actions[?limit=N].
+func (r *Remediator) handleActions(w http.ResponseWriter, req *http.Request) {
+	recs, err := r.Actions(limitParam(req))
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if recs == nil {
+		recs = []*Record{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"actions": recs})
+}
+
+// handleAction is GET /api/v1/actions/{id}: the action and its journal.
+func (r *Remediator) handleAction(w http.ResponseWriter, req *http.Request) {
+	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
+	var rec *Record
+	var entries []Entry
+	err := r.journal.View(func(tx *Tx) error {
+		var err error
+		if rec, err = tx.Get(id); err != nil {
+			return err
+		}
+		entries, err = tx.EntriesFor(id)
+		return err
+	})
+	if err != nil {
+		httpError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"action": rec, "journal": entries})
+}
+
+// handleJournal is GET /api/v1/journal[?after=SEQ&limit=N]: journal
+// entries in order.
+func (r *Remediator) handleJournal(w http.ResponseWriter, req *http.Request) {
+	after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
+	var entries []Entry
+	err := r.journal.View(func(tx *Tx) error {
+		var err error
+		entries, err = tx.Entries(after, limitParam(req))
+		return err
+	})
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if entries == nil {
+		entries = []Entry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}
+
+var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"deref": func(b *bool) bool { return b != nil && *b },
+}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>xsha-remediator</title>
+<style>
+body { font-family: sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+.success { color: #1a7f37; } .failed { color: #cf222e; } .dry_run, .skipped, .cancelled { color: #6e7781; } .running, .pending { color: #9a6700; }
+</style>
+</head>
+<body>
+<h1>xsha-remediator</h1>
+<p>Mode: {{if .DryRun}}<strong>dry-run</strong>: actions read live state and journal what they would do; nothing is written.{{else}}<strong>live</strong> for the actions the policy enables.{{end}}
+Enabled actions: {{range $name, $a := .Actions}}{{$name}} (pools: {{range $i, $p := $a.Pools}}{{if $i}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}{{if deref $a.DryRun}}, dry-run{{end}}{{end}}) {{else}}none{{end}}</p>
+<h2>Holds</h2>
+{{if .Holds}}<table>
+<tr><th>Pool</th><th>Source</th><th>Since</th><th>Reason</th></tr>
+{{range .Holds}}<tr><td>{{if .Pool}}{{.Pool}}{{else}}every pool{{end}}</td><td>{{.Source}}</td><td>{{ts .Since}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>{{else}}<p>None.</p>{{end}}
+<h2>Recent actions</h2>
+{{if .Records}}<table>
+<tr><th>ID</th><th>Created</th><th>Action</th><th>Pool</th><th>Host</th><th>Alert</th><th>State</th><th>Steps</th><th>Reason</th></tr>
+{{range .Records}}<tr><td><a href="api/v1/actions/{{.ID}}">{{.ID}}</a></td><td>{{ts .Created}}</td><td>{{.Action}}{{if .DryRun}} (dry-run){{end}}</td><td>{{.Pool}}</td><td>{{.Host}}</td><td>{{.Alert.Name}}</td><td class="{{.State}}">{{.State}}</td><td>{{range .Steps}}{{.Name}}: {{.State}}<br>{{end}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>{{else}}<p>None yet.</p>{{end}}
+<p><a href="api/v1/actions">actions (JSON)</a> · <a href="api/v1/holds">holds (JSON)</a> · <a href="api/v1/journal">journal (JSON)</a> · <a href="metrics">metrics</a></p>
+</body>
+</html>
+`))
+
+// handleStatus is the status page at /: dry-run state, holds and recent
+// actions. It shows no secrets: none are in the journal.
+func (r *Remediator) handleStatus(w http.ResponseWriter, req *http.Request) {
+	recs, err := r.Actions(defaultListLimit)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	holds, err := r.holdsView()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	pol := r.policy.Get()
+	data := struct {
+		DryRun  bool
+		Actions map[string]ActionPolicy
+		Holds   []Hold
+		Records []*Record
+	}{!pol.anyLive(), pol.Actions, holds, recs}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusTmpl.Execute(w, data); err != nil {
+		r.log.Error("rendering status page", "err", err)
+	}
+}

@@ -1,0 +1,154 @@
+package remediator
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestStatusPageAndActionsAPI(t *testing.T) {
+	p := newFakePool("cluster-a")
+	h := newHarness(t, livePolicy, p)
+	h.start()
+	id := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")).ID
+	if err := h.r.SetHold("", "<script>freeze</script>"); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body := get(t, h.srv.URL+"/api/v1/actions")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var list struct{ Actions []Record }
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Actions) != 1 || list.Actions[0].ID != id || list.Actions[0].State != StateSuccess || len(list.Actions[0].Steps) != 3 {
+		t.Fatalf("actions %+v", list.Actions)
+	}
+
+	code, body = get(t, h.srv.URL+"/api/v1/actions/1")
+	var one struct {
+		Action  Record
+		Journal []Entry
+	}
+	if err := json.Unmarshal([]byte(body), &one); code != 200 || err != nil || len(one.Journal) < 5 {
+		t.Fatalf("%d %v %s", code, err, body)
+	}
+	if code, _ := get(t, h.srv.URL+"/api/v1/actions/99"); code != 404 {
+		t.Errorf("unknown action: %d", code)
+	}
+
+	code, page := get(t, h.srv.URL+"/")
+	if code != 200 {
+		t.Fatalf("%d", code)
+	}
+	for _, s := range []string{"<strong>live</strong>", "enable_pool_ha", "cluster-a", "success", "every pool", "&lt;script&gt;freeze"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("status page lacks %q", s)
+		}
+	}
+	for _, secret := range []string{testToken, "<script>"} {
+		if strings.Contains(page, secret) {
+			t.Errorf("status page shows %q", secret)
+		}
+	}
+}
+
+func TestHoldAPI(t *testing.T) {
+	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
+	post := func(auth, body string) int {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/api/v1/holds", strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("", `{"pool":"cluster-a","reason":"x"}`); code != 401 {
+		t.Errorf("unauthenticated hold: %d", code)
+	}
+	if code := post("Bearer "+testToken, `{"pool":"cluster-q"}`); code != 400 {
+		t.Errorf("unknown pool: %d", code)
+	}
+	if code := post("Bearer "+testToken, `{"pool":"cluster-a","reason":"disk swap"}`); code != 200 {
+		t.Fatalf("hold: %d", code)
+	}
+	_, body := get(t, h.srv.URL+"/api/v1/holds")
+	if !strings.Contains(body, "disk swap") || !strings.Contains(body, `"source": "api"`) {
+		t.Errorf("holds %s", body)
+	}
+	// Holds survive a restart: they are in the journal.
+	h.restart()
+	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 1 {
+		t.Errorf("hold gauge after restart = %v", got)
+	}
+	del := func(auth string) int {
+		req, _ := http.NewRequest("DELETE", h.srv.URL+"/api/v1/holds?pool=cluster-a", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := del(""); code != 401 {
+		t.Errorf("unauthenticated lift: %d", code)
+	}
+	if code := del("Bearer " + testToken); code != 200 {
+		t.Errorf("lift: %d", code)
+	}
+	if code := del("Bearer " + testToken); code != 404 {
+		t.Errorf("second lift: %d", code)
+	}
+	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 0 {
+		t.Errorf("hold gauge after lift = %v", got)
+	}
+}
+
+func TestMetricNamesAreExposed(t *testing.T) {
+	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
+	h.r.metrics.duration.WithLabelValues(ActionEnablePoolHA).Observe(1)
+	h.r.metrics.skips.WithLabelValues(ActionEnablePoolHA, skipHold).Inc()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, mf := range mfs {
+		got = append(got, mf.GetName())
+	}
+	want := MetricNames()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("exposed %v, MetricNames %v", got, want)
+	}
+	for _, n := range []string{"xsha_remediator_webhooks_total", "xsha_remediator_actions_total",
+		"xsha_remediator_action_duration_seconds", "xsha_remediator_hold", "xsha_remediator_dry_run"} {
+		if !slices.Contains(want, n) {
+			t.Errorf("MetricNames lacks %s", n)
+		}
+	}
+}
