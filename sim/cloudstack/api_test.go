@@ -432,6 +432,29 @@ func TestSignedPOSTForm(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), `{"listhostsresponse":{`) {
 		t.Errorf("POST: %d %s", resp.StatusCode, b)
 	}
+
+	// A name in both the query and the body: the servlet's parameter map
+	// lists the query value first, and only the first value is signed and
+	// used.
+	p = apiParams("listHosts", "type", "Routing", "keyword", "xs-a")
+	u := signedURL(ts.URL, testSecretKey, p)
+	resp, err = http.PostForm(u, url.Values{"keyword": {"xs-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		R struct {
+			Count int `json:"count"`
+			Host  []struct {
+				Name string `json:"name"`
+			} `json:"host"`
+		} `json:"listhostsresponse"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || got.R.Count != 4 || !strings.HasPrefix(got.R.Host[0].Name, "xs-a") {
+		t.Errorf("POST with keyword in query and body: %d %v %+v, want the four xs-a hosts", resp.StatusCode, err, got)
+	}
 }
 
 func TestErrorResponses(t *testing.T) {

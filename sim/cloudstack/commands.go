@@ -81,7 +81,7 @@ func lastPinged(t time.Time) string {
 	return date(time.UnixMilli(t.UnixMilli() >> 10))
 }
 
-func (s *Server) hostResponse(h *host, now time.Time) hostResponse {
+func (s *Server) hostResponse(h *host) hostResponse {
 	r := hostResponse{
 		ID: h.id, Name: h.name, State: h.state, Disconnected: date(h.disconnected), Type: h.typ,
 		IPAddress: h.address, ZoneID: s.zone.id, ZoneName: s.zone.name, PodID: s.zone.podID, PodName: s.zone.podName,
@@ -214,7 +214,6 @@ func (s *Server) listHosts(r *request) (any, *apiError) {
 	rs, _ := r.get("resourcestate")
 	hyp, _ := r.get("hypervisor")
 	_, haHostSet := r.get("hahost")
-	now := s.now()
 	var out []hostResponse
 	for _, h := range s.hosts {
 		if id != "" && h.id != id {
@@ -237,7 +236,7 @@ func (s *Server) listHosts(r *request) (any, *apiError) {
 		if hyp != "" && !equal(hv, hyp) {
 			continue
 		}
-		out = append(out, s.hostResponse(h, now))
+		out = append(out, s.hostResponse(h))
 	}
 	return page(pg, "host", out), nil
 }

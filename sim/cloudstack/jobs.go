@@ -84,7 +84,7 @@ func (s *Server) runJobs(now time.Time) {
 			s.logger.Info("CloudStack job failed", "job", j.id, "host", j.host.name, "err", err.text)
 		} else {
 			j.status, j.resultCode = jobSucceeded, 0
-			j.result = map[string]any{"host": s.hostResponse(j.host, now)}
+			j.result = map[string]any{"host": s.hostResponse(j.host)}
 		}
 		if j.host.pending == j {
 			j.host.pending = nil

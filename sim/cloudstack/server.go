@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -341,42 +340,29 @@ type values map[string]string
 
 func (v values) get(name string) string { return v[name] }
 
-func (v values) has(name string) bool {
-	_, ok := v[name]
-	return ok
-}
-
-// requestParams parses the query string and, for POST, the form body.
-// Parameter names are matched case-insensitively by the simulated
-// commands, as CloudStack's parameter processing does.
+// requestParams parses the query string and, for POST, the form body, as
+// the servlet's parameter map has them: query values before body values.
+// The simulated commands match parameter names case-insensitively, as
+// CloudStack's parameter processing does.
 func requestParams(r *http.Request) (values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("parsing query: %w", err)
 	}
-	all := url.Values{}
+	out := values{}
+	add := func(vs url.Values) {
+		for k, v := range vs {
+			if _, seen := out[k]; !seen && len(v) > 0 {
+				out[k] = v[0]
+			}
+		}
+	}
+	add(q)
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
 			return nil, fmt.Errorf("parsing form: %w", err)
 		}
-		for k, vs := range r.PostForm {
-			all[k] = append(all[k], vs...)
-		}
-	}
-	for k, vs := range q {
-		all[k] = append(all[k], vs...)
-	}
-	out := values{}
-	names := make([]string, 0, len(all))
-	for k := range all {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if len(all[k]) == 0 {
-			continue
-		}
-		out[k] = all[k][0]
+		add(r.PostForm)
 	}
 	return out, nil
 }

@@ -371,7 +371,7 @@ func TestReturningSlaveWaitsForPoolHADisable(t *testing.T) {
 	if h := hostState(l, "xs-a3"); h.Live || h.Enabled {
 		t.Errorf("returning slave live=%v enabled=%v while pool HA is on", h.Live, h.Enabled)
 	}
-	// enable_ha is refused while a host is offline.
+	// Disabling pool HA lets it join.
 	c, s, _ := loginPool(t, l, "xs-a1")
 	if err := c.Pool.DisableHa(s); err != nil {
 		t.Fatal(err)

@@ -81,7 +81,7 @@ func TestLoginFollowsHostIsSlaveOverHTTPS(t *testing.T) {
 	if code != "HOST_IS_SLAVE" || master != "127.0.1.1" {
 		t.Fatalf("login on slave: got %v, want HOST_IS_SLAVE 127.0.1.1", err)
 	}
-	c = clientURL(t, l, l.XAPIURL("xs-a2")[:0]+"https://"+master+l.XAPIURL("xs-a2")[len("https://127.0.1.2"):])
+	c = clientURL(t, l, urlFor(l, master))
 	s, err := c.Session.LoginWithPassword("root", "xenroot", "1.0", "test")
 	if err != nil {
 		t.Fatalf("login on master: %v", err)

@@ -356,7 +356,9 @@ func Load(path string) (*Scenario, error) {
 }
 
 // Parse decodes a scenario, fills in defaults and validates it. Unknown keys
-// are errors. An empty document is the default scenario.
+// are errors. A document without pools is the default scenario with the
+// document's time_scale, credentials and durations; it may not have a
+// cloudstack section.
 func Parse(b []byte) (*Scenario, error) {
 	var s Scenario
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -367,6 +369,14 @@ func Parse(b []byte) (*Scenario, error) {
 		}
 	}
 	if len(s.Pools) == 0 {
+		// The default cloud's VMs name its offerings and storage: a
+		// cloudstack section only makes sense with the pools it manages.
+		var top map[string]yaml.Node
+		if err := yaml.Unmarshal(b, &top); err == nil {
+			if _, ok := top["cloudstack"]; ok {
+				return nil, errors.New("scenario: a cloudstack section needs pools; a file without pools takes only time_scale, credentials and durations")
+			}
+		}
 		d := Default()
 		if s.TimeScale != 0 {
 			d.TimeScale = s.TimeScale

@@ -131,6 +131,7 @@ func TestParseErrors(t *testing.T) {
 		{"durations: {boot: -5s}", "negative"},
 		{"time_scale: -1", "negative"},
 		{"pool: []", "field pool not found"},
+		{"cloudstack: {alert_wait: null}", "cloudstack section needs pools"},
 	} {
 		if _, err := Parse([]byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error about %q", tc.doc, err, tc.want)

@@ -129,7 +129,7 @@ func (p *Pool) build() {
 			resident[h] = append(resident[h], ref)
 		}
 		memory := vm.MemoryMiB << 20
-		f := vmFields(vm.Name, scenario.NameUUID("vm/"+cfg.Name+"/"+vm.Name), vm.PowerState, residentOn, memory, int64(vm.VCPUs), now)
+		f := vmFields(vm.Name, scenario.NameUUID("vm/"+cfg.Name+"/"+vm.Name), vm.PowerState, residentOn, memory, int64(vm.VCPUs))
 		f["ha_restart_priority"] = vm.HARestartPriority
 		f["ha_always_run"] = vm.HARestartPriority != "" && running
 		f["name_description"] = vm.DisplayName
@@ -153,7 +153,7 @@ func (p *Pool) build() {
 			if vm.Kind != scenario.KindGuest {
 				size = 2 << 30
 			}
-			d.add("VDI", vdiRef, vdiFields("ROOT-"+vm.Name, scenario.NameUUID("vdi/"+cfg.Name+"/"+vm.Name), primary, size, "user", now))
+			d.add("VDI", vdiRef, vdiFields("ROOT-"+vm.Name, scenario.NameUUID("vdi/"+cfg.Name+"/"+vm.Name), primary, size, "user"))
 			row := srRowByRef[primary]
 			row.vdis = append(row.vdis, vdiRef)
 			row.alloc += size
@@ -161,7 +161,7 @@ func (p *Pool) build() {
 		d.add("VM", ref, f)
 	}
 	for _, h := range p.hosts {
-		f := vmFields("Control domain on host: "+h.name, scenario.NameUUID("dom0/"+h.name), "Running", h.ref, 752<<20, 4, now)
+		f := vmFields("Control domain on host: "+h.name, scenario.NameUUID("dom0/"+h.name), "Running", h.ref, 752<<20, 4)
 		f["is_control_domain"] = true
 		f["domid"] = int64(0)
 		f["name_description"] = "The domain which manages physical devices and manages other domains"
@@ -174,7 +174,7 @@ func (p *Pool) build() {
 	for _, s := range srs {
 		if s.sr.ContentType == "iso" {
 			ref := refFor("VDI", cfg.Name+"/"+s.sr.Name+"/xs-tools.iso")
-			f := vdiFields("xs-tools.iso", scenario.NameUUID("vdi/"+s.ref+"/tools"), s.ref, 60<<20, "user", now)
+			f := vdiFields("xs-tools.iso", scenario.NameUUID("vdi/"+s.ref+"/tools"), s.ref, 60<<20, "user")
 			f["read_only"] = true
 			f["sharable"] = true
 			f["location"] = "xs-tools.iso"
@@ -327,10 +327,6 @@ func (p *Pool) build() {
 	}
 
 	// Hosts and their metrics.
-	var allUUIDs []string
-	for _, h := range p.hosts {
-		allUUIDs = append(allUUIDs, h.uuid)
-	}
 	for _, h := range p.hosts {
 		sh, _ := cfg.Host(h.name)
 		mem := sh.MemoryMiB << 20
@@ -510,7 +506,7 @@ func softwareVersion(p *scenario.Pool, host string, major, minor int64) map[stri
 	}
 }
 
-func vmFields(name, uuid, power, residentOn string, memory, vcpus int64, now time.Time) map[string]any {
+func vmFields(name, uuid, power, residentOn string, memory, vcpus int64) map[string]any {
 	running := power == "Running"
 	ops := []string{"changing_dynamic_range", "changing_static_range", "make_into_template", "start", "start_on", "export", "clone", "copy", "snapshot", "destroy"}
 	domid := int64(-1)
@@ -605,7 +601,7 @@ func vmFields(name, uuid, power, residentOn string, memory, vcpus int64, now tim
 	}
 }
 
-func vdiFields(name, uuid, sr string, size int64, typ string, now time.Time) map[string]any {
+func vdiFields(name, uuid, sr string, size int64, typ string) map[string]any {
 	return map[string]any{
 		"uuid":                 uuid,
 		"name_label":           name,

@@ -182,6 +182,20 @@ func TestEnableHAPreconditions(t *testing.T) {
 	if e := enable(mgmt); strings.Join(e, " ") != "HA_IS_ENABLED" {
 		t.Errorf("second enable: %v", e)
 	}
+	// The planner finds a plan for any number of failures up to the host
+	// count (no protected VMs, so nothing to place).
+	for _, n := range []int64{1, 4} {
+		r.must("xs-a1", "pool.set_ha_host_failures_to_tolerate", s, pool, Int(n))
+		if got := r.must("xs-a1", "pool.get_ha_plan_exists_for", s, pool); got.Str != Int(n).Str {
+			t.Errorf("tolerate %d: ha_plan_exists_for %s", n, got.Str)
+		}
+	}
+	if got := r.must("xs-a1", "pool.ha_compute_max_host_failures_to_tolerate", s); got.Str != "4" {
+		t.Errorf("ha_compute_max_host_failures_to_tolerate %s, want the host count 4", got.Str)
+	}
+	if _, e := r.do("xs-a1", "pool.set_ha_host_failures_to_tolerate", s, pool, Int(-1)); strings.Join(e, " ") != "INVALID_VALUE ha_host_failures_to_tolerate -1" {
+		t.Errorf("negative tolerance: %v", e)
+	}
 	r.must("xs-a1", "pool.disable_ha", s)
 	// disable_ha leaves statefiles and configuration.
 	rec = r.must("xs-a1", "pool.get_record", s, pool)
@@ -221,16 +235,21 @@ func TestEnableHAConcurrency(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			wg.Wait()
-			second := strings.Join(results[1], " ")
-			if results[0] != nil {
-				t.Fatalf("first enable_ha: %v", results[0])
-			}
+			// Whichever call got in first enables HA; the other one waits
+			// for it (6.2) or is refused at once (7.x).
 			want := "HA_IS_ENABLED"
 			if version == scenario.Version71 {
 				want = "HA_ENABLE_IN_PROGRESS"
 			}
-			if second != want {
-				t.Errorf("second enable_ha: %q, want %s", second, want)
+			first, second := results[0], strings.Join(results[1], " ")
+			if first != nil {
+				first, second = results[1], strings.Join(results[0], " ")
+			}
+			if first != nil || second != want {
+				t.Errorf("enable_ha results %q, want one success and %s", results, want)
+			}
+			if !r.p.State().HAEnabled {
+				t.Error("pool HA not enabled")
 			}
 		})
 	}
@@ -279,12 +298,27 @@ func TestLocalSessionOnSlave(t *testing.T) {
 
 // TestEmergencyTransitionWithoutHA is the manual recovery of a pool without
 // HA whose master died: promote a slave through a slave-local session, then
-// recover_slaves; the old master demotes itself when it comes back.
+// recover_slaves; the old master demotes itself when it comes back. A slave
+// restarted meanwhile sits in emergency mode asking the dead master until
+// recover_slaves points it at the new one.
 func TestEmergencyTransitionWithoutHA(t *testing.T) {
-	r := newRPC(t, fastScenario(0.002), "cluster-a")
+	sc := fastScenario(0.002)
+	// Long enough that a rejoin scheduled by mistake would still be
+	// pending when it is checked.
+	sc.Durations.RejoinDelay = scenario.Duration(time.Hour)
+	r := newRPC(t, sc, "cluster-a")
 	if err := r.p.PowerOff("xs-a1"); err != nil {
 		t.Fatal(err)
 	}
+	if err := r.p.PowerOff("xs-a4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.PowerOn("xs-a4"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, r.p, "xs-a4 in emergency mode", func(st PoolState) bool {
+		return st.Hosts[3].Role == RoleEmergency && st.Hosts[3].EmergencyError == "INTERNAL_ERROR"
+	})
 	local := r.must("xs-a2", "session.slave_local_login_with_password", String("root"), String("xenroot"))
 	r.must("xs-a2", "pool.emergency_transition_to_master", local)
 	waitState(t, r.p, "xs-a2 master", func(st PoolState) bool {
@@ -293,6 +327,15 @@ func TestEmergencyTransitionWithoutHA(t *testing.T) {
 	s := r.login("xs-a2")
 	if _, e := r.do("xs-a3", "session.login_with_password", String("root"), String("xenroot")); strings.Join(e, " ") != "HOST_IS_SLAVE 127.0.1.1" {
 		t.Errorf("other slave before recover_slaves: %v", e)
+	}
+	// The restarted slave still asks the dead master: it does not follow
+	// the new one by itself.
+	r.p.mu.Lock()
+	rejoining := r.p.byName["xs-a4"].pendingJoin
+	r.p.mu.Unlock()
+	if _, e := r.do("xs-a4", "session.login_with_password", String("root"), String("xenroot")); len(e) != 2 || e[0] != "INTERNAL_ERROR" ||
+		!strings.HasSuffix(e[1], "connecting to 127.0.1.1") || rejoining {
+		t.Errorf("emergency-mode slave before recover_slaves: %v (rejoin pending: %v), want INTERNAL_ERROR connecting to 127.0.1.1", e, rejoining)
 	}
 	reset := r.must("xs-a2", "pool.recover_slaves", s)
 	if len(reset.Elems) != 2 {
@@ -325,5 +368,119 @@ func waitState(t *testing.T, p *Pool, what string, cond func(PoolState) bool) {
 			t.Fatalf("timed out waiting for %s: %+v", what, st)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestElectionRestartsProtectedVMs: the master elected after a failure
+// marks the old one dead; its protected VMs restart, the others halt.
+func TestElectionRestartsProtectedVMs(t *testing.T) {
+	sc := fastScenario(0.002)
+	sc.Pools[0].HAEnabled = true
+	r := newRPC(t, sc, "cluster-a")
+	if err := r.p.SetVMHARestartPriority("i-2-101-VM", "restart"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.PowerOff("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	var master string
+	waitState(t, r.p, "a new master", func(st PoolState) bool {
+		master = st.Master
+		for _, h := range st.Hosts {
+			if h.Name == master && h.Role == RoleMaster && master != "xs-a1" {
+				return true
+			}
+		}
+		return false
+	})
+	s := r.login(master)
+	masterRef := r.must(master, "host.get_by_name_label", s, String(master)).Elems[0].Str
+	for _, tc := range []struct{ vm, power, residentOn string }{
+		{"i-2-101-VM", "Running", masterRef},
+		{"i-2-102-VM", "Halted", NullRef},
+	} {
+		vm := r.must(master, "VM.get_by_name_label", s, String(tc.vm)).Elems[0]
+		rec := r.must(master, "VM.get_record", s, vm)
+		power, _ := rec.Get("power_state")
+		on, _ := rec.Get("resident_on")
+		if power.Str != tc.power || on.Str != tc.residentOn {
+			t.Errorf("%s: %s on %s, want %s on %s", tc.vm, power.Str, on.Str, tc.power, tc.residentOn)
+		}
+	}
+}
+
+// TestHostEnableDisable: host.disable and host.enable are forwarded to the
+// host; an unreachable one answers HOST_OFFLINE and keeps its state, and a
+// host disabled by the administrator stays disabled.
+func TestHostEnableDisable(t *testing.T) {
+	r := newRPC(t, fastScenario(0.002), "cluster-a")
+	s := r.login("xs-a1")
+	ref := func(name string) Value { return r.must("xs-a1", "host.get_by_name_label", s, String(name)).Elems[0] }
+	enabled := func(name string) bool { return r.must("xs-a1", "host.get_enabled", s, ref(name)).Bool }
+
+	r.must("xs-a1", "host.disable", s, ref("xs-a2"))
+	if enabled("xs-a2") {
+		t.Error("xs-a2 enabled after host.disable")
+	}
+	r.must("xs-a1", "host.enable", s, ref("xs-a2"))
+	if !enabled("xs-a2") {
+		t.Error("xs-a2 disabled after host.enable")
+	}
+
+	if err := r.p.PowerOff("xs-a4"); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"host.disable", "host.enable"} {
+		if _, e := r.do("xs-a1", method, s, ref("xs-a4")); strings.Join(e, " ") != "HOST_OFFLINE "+ref("xs-a4").Str {
+			t.Errorf("%s on a powered-off host: %v, want HOST_OFFLINE", method, e)
+		}
+	}
+	if !enabled("xs-a4") {
+		t.Error("a failed host.disable disabled xs-a4")
+	}
+	if err := r.p.PowerOn("xs-a4"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, r.p, "xs-a4 back and enabled", func(st PoolState) bool {
+		return st.Hosts[3].Role == RoleSlave && st.Hosts[3].Live && st.Hosts[3].Enabled
+	})
+}
+
+// TestCloseEndsPendingCalls: closing a pool ends calls that wait inside it
+// (here a 90 s enable_ha in real time) instead of leaving them behind.
+func TestCloseEndsPendingCalls(t *testing.T) {
+	r := newRPC(t, fastScenario(1), "cluster-a")
+	s := r.login("xs-a1")
+	done := make(chan []string, 1)
+	go func() {
+		_, e := r.do("xs-a1", "pool.enable_ha", s, Array(), StringMap(nil))
+		done <- e
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r.p.mu.Lock()
+		op := r.p.haOp
+		r.p.mu.Unlock()
+		if op == "ha_enable" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("enable_ha did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-done:
+		if len(e) == 0 || e[0] != "INTERNAL_ERROR" {
+			t.Errorf("enable_ha after Close: %v, want INTERNAL_ERROR", e)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("enable_ha still running after Close")
+	}
+	if r.p.State().HAEnabled {
+		t.Error("enable_ha completed after Close")
 	}
 }

@@ -152,12 +152,17 @@ func newDB(is62 bool) *db {
 
 func (d *db) bump() uint64 {
 	d.gen++
-	close(d.changed)
-	d.changed = make(chan struct{})
+	d.wake()
 	return d.gen
 }
 
-// add inserts a row; the ref is "OpaqueRef:<uuid of ref seed>".
+// wake wakes every waiter on changed without a new generation.
+func (d *db) wake() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// add inserts a row of class under ref.
 func (d *db) add(class, ref string, f map[string]any) *object {
 	o := &object{class: class, ref: ref, f: f}
 	o.created = d.bump()
@@ -206,8 +211,7 @@ func (d *db) restart() {
 		o.created, o.modified = 1, 1
 	}
 	d.deleted = nil
-	close(d.changed)
-	d.changed = make(chan struct{})
+	d.wake()
 }
 
 func (d *db) get(ref string) (*object, bool) {
@@ -226,14 +230,6 @@ func (d *db) byUUID(class, uuid string) (*object, bool) {
 	return nil, false
 }
 
-// classExists says whether the class is simulated in this version.
-func (d *db) classExists(class string) bool {
-	if _, ok := classes[class]; !ok {
-		return false
-	}
-	return !(d.is62 && class == "pool_update")
-}
-
 // record encodes o as XAPI does: every field of the class in this version.
 func (d *db) record(o *object) Value {
 	c := classes[o.class]
@@ -247,9 +243,6 @@ func (d *db) record(o *object) Value {
 	}
 	return Struct(ms...)
 }
-
-// fieldValue encodes one field of o, for the get_<field> calls.
-func (d *db) fieldValue(o *object, f *field) Value { return encodeField(f, o.f[f.name]) }
 
 func encodeField(f *field, v any) Value {
 	switch f.typ {

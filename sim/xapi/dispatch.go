@@ -385,7 +385,7 @@ func buildMethods(is62 bool) map[string]*method {
 				if err != nil {
 					return Value{}, err
 				}
-				return k.p.db.fieldValue(o, f), nil
+				return encodeField(f, o.f[f.name]), nil
 			}})
 		}
 	}
@@ -422,9 +422,7 @@ func (p *Pool) authenticate(user, pwd string) bool {
 
 // authFailure waits the authentication failure delay (pool unlocked).
 func (c *call) authFailure(user string) *apiError {
-	c.p.mu.Unlock()
-	sleepCtx(c.ctx, c.p.scaled(c.p.durations().AuthFailureDelay.D())) //nolint:errcheck // the client left
-	c.p.mu.Lock()
+	c.p.sleep(c.ctx, c.p.durations().AuthFailureDelay.D()) //nolint:errcheck // the client left or the pool closed
 	return fail("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
 }
 
@@ -522,6 +520,7 @@ func runLocalLogout(c *call) (Value, *apiError) {
 		return Value{}, fail("SESSION_INVALID", c.sess.ref)
 	}
 	delete(c.h.local, c.sess.ref)
+	c.p.db.wake()
 	return String(""), nil
 }
 
@@ -574,14 +573,14 @@ func runSetTolerate(c *call) (Value, *apiError) {
 	}
 	c.p.db.setField(pool, "ha_host_failures_to_tolerate", n)
 	if c.p.haEnabled() {
-		c.p.db.setField(pool, "ha_plan_exists_for", min(n, int64(len(c.p.hosts)-1)))
+		c.p.updatePlan()
 	}
 	return String(""), nil
 }
 
 func runComputeMax(c *call) (Value, *apiError) {
-	// No protected VMs under CloudStack: a plan exists for any number of
-	// failures up to the host count.
+	// The bisection over 0..hosts finds a plan for every number of
+	// failures (see updatePlan), so the answer is the host count.
 	return Int(int64(len(c.p.hosts))), nil
 }
 
@@ -596,6 +595,9 @@ func runEmergencyHADisable(c *call) (Value, *apiError) {
 	return String(""), nil
 }
 
+// runHostEnable is host.enable or host.disable. The master forwards the
+// call to the host, so a host it cannot reach answers HOST_OFFLINE and
+// nothing changes.
 func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
 	return func(c *call) (Value, *apiError) {
 		o, err := c.obj("host", c.str(0))
@@ -603,12 +605,13 @@ func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
 			return Value{}, err
 		}
 		for _, x := range c.p.hosts {
-			if x.ref == o.ref {
-				x.disabledByAdmin = !enable
-				if enable && !(x == c.p.serving() || c.p.connected(x)) {
-					return Value{}, fail("HOST_OFFLINE", x.ref)
-				}
+			if x.ref != o.ref {
+				continue
 			}
+			if x != c.p.serving() && !c.p.connected(x) {
+				return Value{}, fail("HOST_OFFLINE", x.ref)
+			}
+			x.disabledByAdmin = !enable
 		}
 		c.p.db.setField(o, "enabled", enable)
 		return String(""), nil

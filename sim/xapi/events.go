@@ -2,7 +2,6 @@ package xapi
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,25 +30,23 @@ func parseToken(s string) (token, bool) {
 	return token{uint64(g), uint64(m)}, true
 }
 
-// subscription is one entry of event.from's classes: "*", a lower-case
-// class, or "class/ref".
+// subscription is one entry of event.from's classes: "*", a class, or
+// "class/ref".
 type subscription struct {
 	all   bool
-	class string
+	class string // lower case
 	ref   string
 }
 
-var subscriptionRE = regexp.MustCompile(`^(\*|[a-z_]+)(/(OpaqueRef:[A-Za-z0-9-]+))?$`)
-
-func parseSubscription(s string) (subscription, bool) {
-	m := subscriptionRE.FindStringSubmatch(s)
-	if m == nil || (m[1] == "*" && m[3] != "") {
-		return subscription{}, false
+// parseSubscription is xapi's Subscription.of_string: everything but "*"
+// is a class name, in any case, optionally followed by "/" and a ref. A
+// class that does not exist is no error; it matches nothing.
+func parseSubscription(s string) subscription {
+	if s == "*" {
+		return subscription{all: true}
 	}
-	if m[1] == "*" {
-		return subscription{all: true}, true
-	}
-	return subscription{class: m[1], ref: m[3]}, true
+	class, ref, _ := strings.Cut(s, "/")
+	return subscription{class: strings.ToLower(class), ref: ref}
 }
 
 func (s subscription) matches(class, ref string) bool {
@@ -78,11 +75,7 @@ func runEventFrom(c *call) (Value, *apiError) {
 	}
 	var subs []subscription
 	for _, s := range c.strings(0) {
-		sub, ok := parseSubscription(s)
-		if !ok {
-			return Value{}, fail("EVENT_SUBSCRIPTION_PARSE_FAILURE", s)
-		}
-		subs = append(subs, sub)
+		subs = append(subs, parseSubscription(s))
 	}
 	tok, ok := parseToken(c.str(1))
 	if !ok {
@@ -114,10 +107,11 @@ func runEventFrom(c *call) (Value, *apiError) {
 		if c.ctx.Err() != nil {
 			return Value{}, fail("INTERNAL_ERROR", "client gone")
 		}
-		if p.closed || p.serving() != master || master.epoch != epoch {
-			return Value{}, fail("SESSION_INVALID", sess.ref)
+		table := p.sessions
+		if sess.local {
+			table = master.local
 		}
-		if !sess.local && p.sessions[sess.ref] != sess {
+		if p.closed || p.serving() != master || master.epoch != epoch || table[sess.ref] != sess {
 			return Value{}, fail("SESSION_INVALID", sess.ref)
 		}
 	}
@@ -182,7 +176,11 @@ func (p *Pool) eventResult(evs []pendingEvent) Value {
 		if t.removed || (p.is62 && t.only7x) {
 			continue
 		}
-		counts = append(counts, Member{strings.ToLower(t.name), I4(int32(len(p.db.all(t.name))))})
+		n := len(p.db.all(t.name))
+		if t.name == "session" {
+			n = len(p.sessions)
+		}
+		counts = append(counts, Member{strings.ToLower(t.name), I4(int32(n))})
 	}
 	return Struct(
 		Member{"events", Array(list...)},

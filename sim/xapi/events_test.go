@@ -158,6 +158,40 @@ func TestEventFromEmptyTokenAddsEverything(t *testing.T) {
 	}
 }
 
+// TestEventFromValidRefCounts: valid_ref_counts has every table of the
+// version as an <i4>, the session table included.
+func TestEventFromValidRefCounts(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		want    map[string]int64
+		absent  []string
+	}{
+		{scenario.Version62, map[string]int64{"vm": 13, "host": 4, "session": 2, "pool_patch": 2, "network": 0}, []string{"pool_update", "vusb"}},
+		{scenario.Version71, map[string]int64{"vm": 13, "host": 4, "session": 2, "pool_update": 2, "vusb": 0}, nil},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			sc := fastScenario(0.001)
+			sc.Pools[0].ProductVersion = tc.version
+			r := newRPC(t, sc, "cluster-a")
+			r.login("xs-a1")
+			s := r.login("xs-a1")
+			v := r.must("xs-a1", "event.from", s, Strings([]string{"pool"}), String(""), Double(0))
+			counts, _ := v.Get("valid_ref_counts")
+			for table, want := range tc.want {
+				got, ok := counts.Get(table)
+				if !ok || got.Kind != KindInt || got.Tag != "i4" || got.Int != want {
+					t.Errorf("valid_ref_counts.%s = %+v (present %v), want <i4>%d</i4>", table, got, ok, want)
+				}
+			}
+			for _, table := range tc.absent {
+				if _, ok := counts.Get(table); ok {
+					t.Errorf("valid_ref_counts has %s", table)
+				}
+			}
+		})
+	}
+}
+
 func TestEventFromModCoalescingAndBlocking(t *testing.T) {
 	r := newRPC(t, fastScenario(0.001), "cluster-a")
 	s := r.login("xs-a1")
@@ -250,8 +284,21 @@ func TestEventFromErrors(t *testing.T) {
 	if _, _, e := r.eventFrom("xs-a1", s, []string{"vm"}, "garbage", 0); strings.Join(e, " ") != "EVENT_FROM_TOKEN_PARSE_FAILURE garbage" {
 		t.Errorf("bad token: %v", e)
 	}
-	if _, _, e := r.eventFrom("xs-a1", s, []string{"VM!"}, "", 0); strings.Join(e, " ") != "EVENT_SUBSCRIPTION_PARSE_FAILURE VM!" {
-		t.Errorf("bad class: %v", e)
+	// xapi lower-cases class names and takes any other string for a
+	// class that matches nothing: no EVENT_SUBSCRIPTION_PARSE_FAILURE.
+	for _, tc := range []struct {
+		classes []string
+		want    int
+	}{
+		{[]string{"VM"}, 13},
+		{[]string{"Host_Metrics", "SR"}, 4 + 7},
+		{[]string{"VM!"}, 0},
+		{[]string{"vm/OpaqueRef:nope"}, 0},
+	} {
+		evs, _, e := r.eventFrom("xs-a1", s, tc.classes, "", 0)
+		if e != nil || len(evs) != tc.want {
+			t.Errorf("classes %v: %d events, error %v; want %d events", tc.classes, len(evs), e, tc.want)
+		}
 	}
 	// The session goes away while waiting.
 	done := make(chan []string, 1)

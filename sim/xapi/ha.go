@@ -62,9 +62,7 @@ func (p *Pool) restartXAPI(h *hostState, then func()) {
 		p.sessions = map[string]*session{}
 		p.db.bump()
 	}
-	p.afterHost(h, p.durations().XAPIStart.D(), func() {
-		then()
-	})
+	p.afterHost(h, p.durations().XAPIStart.D(), then)
 }
 
 // restartAfterFuse restarts h's xapi after the fuse time.
@@ -109,13 +107,14 @@ func (p *Pool) startXAPI(h *hostState) {
 		// check_no_other_masters: another master runs, so demote.
 		h.conf = other.address
 	}
-	if other != nil && h.conf != other.address {
+	if other != nil && h.conf != other.address && p.learnsNewMaster(h) {
 		h.conf = other.address
 	}
-	if other == nil || !reachable(other) {
-		target := h.conf
+	// A slave asks the master its pool.conf names (Pool.hello) and stays
+	// in emergency mode until that master answers.
+	if other == nil || !reachable(other) || other.address != h.conf {
 		p.enterEmergency(h, emMasterUnreachable, "INTERNAL_ERROR",
-			"Unix.Unix_error(Unix.ECONNREFUSED, \"connect\", \"\") connecting to "+target)
+			"Unix.Unix_error(Unix.ECONNREFUSED, \"connect\", \"\") connecting to "+h.conf)
 		return
 	}
 	switch {
@@ -139,6 +138,14 @@ func (p *Pool) startXAPI(h *hostState) {
 	}
 }
 
+// learnsNewMaster reports whether h follows a new master by itself: only a
+// host taking part in pool HA learns of it, through the liveset. Any other
+// keeps asking the master its pool.conf names until
+// pool.emergency_reset_master or pool.recover_slaves points it elsewhere.
+func (p *Pool) learnsNewMaster(h *hostState) bool {
+	return p.haEnabled() && h.armed && !h.softDisabled
+}
+
 func (p *Pool) enterEmergency(h *hostState, kind emKind, code string, params ...string) {
 	h.role = RoleEmergency
 	h.emKind = kind
@@ -150,14 +157,11 @@ func (p *Pool) enterEmergency(h *hostState, kind emKind, code string, params ...
 	}
 }
 
-// join makes h a slave of the running master.
+// join makes h a slave of the master its pool.conf names.
 func (p *Pool) join(h *hostState) {
 	h.role = RoleSlave
 	h.waitingHA = false
 	h.emergency, h.emKind = nil, emNone
-	if m := p.serving(); m != nil {
-		h.conf = m.address
-	}
 	if !p.connected(h) {
 		return
 	}
@@ -166,7 +170,7 @@ func (p *Pool) join(h *hostState) {
 	p.resyncVMs(h)
 	p.db.setField(p.metricsObj(h), "last_updated", time.Now().UTC().Truncate(time.Second))
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
-		if p.connected(h) && !h.adminDisabled() {
+		if p.connected(h) && !h.disabledByAdmin {
 			p.db.setField(p.hostObj(h), "enabled", true)
 		}
 	})
@@ -208,9 +212,7 @@ func (p *Pool) masterStart(h *hostState) {
 				p.markDead(x)
 			}
 		default:
-			if !p.connected(x) {
-				p.scheduleDeadCheck(x)
-			}
+			p.scheduleDeadCheck(x)
 		}
 	}
 	if prev != h {
@@ -220,17 +222,20 @@ func (p *Pool) masterStart(h *hostState) {
 	}
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
 		for _, x := range p.hosts {
-			if (x == h || p.connected(x)) && !x.adminDisabled() {
+			if (x == h || p.connected(x)) && !x.disabledByAdmin {
 				p.db.setField(p.hostObj(x), "enabled", true)
 			}
 		}
 	})
 	// Liveset members still following another master notice the new one
-	// and restart as its slaves.
+	// and restart as its slaves (become_another_masters_slave).
 	if haOn {
 		for _, x := range p.hosts {
 			if x != h && reachable(x) && x.role == RoleSlave && x.inLiveset && x.conf != h.address {
-				p.restartAfterFuse(x, func() { p.startXAPI(x) })
+				p.restartAfterFuse(x, func() {
+					x.conf = h.address
+					p.startXAPI(x)
+				})
 			}
 		}
 	}
@@ -369,11 +374,12 @@ func (p *Pool) elect() {
 			p.powerOn(x)
 		}
 	}
+	// The new master marks the old one dead when it starts, restarting its
+	// protected VMs.
 	winner := candidates[0]
 	p.log.Info("master elected", "host", winner.name, "previous", old.name)
 	p.master = winner
 	old.inLiveset = false
-	p.markDead(old)
 	p.restartAfterFuse(winner, func() {
 		winner.conf = "master"
 		p.startXAPI(winner)
@@ -390,7 +396,8 @@ func (p *Pool) reconsider() {
 		}
 		armed := x.armed && !x.softDisabled
 		switch {
-		case x.role == RoleEmergency && x.emKind == emMasterUnreachable && m != nil && reachable(m):
+		case x.role == RoleEmergency && x.emKind == emMasterUnreachable && m != nil && reachable(m) &&
+			(x.conf == m.address || p.learnsNewMaster(x)):
 		case x.role == RoleEmergency && x.emKind == emPoolHAHostDisabled && !haOn:
 		case x.role == RoleSlave && x.waitingHA && !haOn && !armed:
 		default:
@@ -402,6 +409,16 @@ func (p *Pool) reconsider() {
 			p.startXAPI(x)
 		})
 	}
+}
+
+// updatePlan is the HA planner's update_pool_status. The lab does not model
+// memory, so a plan always exists for ha_host_failures_to_tolerate
+// failures (as it does under CloudStack, with no protected VMs), and the
+// pool is not overcommitted.
+func (p *Pool) updatePlan() {
+	pool := p.poolObj()
+	p.db.setField(pool, "ha_plan_exists_for", pool.integer("ha_host_failures_to_tolerate"))
+	p.db.setField(pool, "ha_overcommitted", false)
 }
 
 // setPoolHAOff clears the pool's HA flags (statefiles and configuration
@@ -444,6 +461,9 @@ func (p *Pool) lockHAOp(ctx context.Context, op string) *apiError {
 		case <-ctx.Done():
 			p.mu.Lock()
 			return &apiError{code: "INTERNAL_ERROR", params: []string{"cancelled"}}
+		case <-p.done:
+			p.mu.Lock()
+			return &apiError{code: "INTERNAL_ERROR", params: []string{"shutting down"}}
 		}
 	}
 }
@@ -456,12 +476,18 @@ func (p *Pool) unlockHAOp() {
 	<-p.haSem
 }
 
-// waitUnlocked releases the pool for d (scaled), as a long xapi operation
-// does; it runs to completion even if the caller goes away.
-func (p *Pool) waitUnlocked(d time.Duration) {
-	p.mu.Unlock()
-	time.Sleep(p.scaled(d))
-	p.mu.Lock()
+// waitOperation releases the pool for the unscaled duration d of a long
+// xapi operation, which runs to completion even if the caller goes away.
+// It fails when the pool closes or the master restarted meanwhile.
+func (p *Pool) waitOperation(m *hostState, d time.Duration, op string) *apiError {
+	epoch := m.epoch
+	if p.sleep(context.Background(), d) != nil {
+		return &apiError{code: "INTERNAL_ERROR", params: []string{"shutting down"}}
+	}
+	if p.serving() != m || m.epoch != epoch {
+		return &apiError{code: "INTERNAL_ERROR", params: []string{"master restarted during " + op}}
+	}
+	return nil
 }
 
 // enableHA is pool.enable_ha on the serving master.
@@ -503,11 +529,9 @@ func (p *Pool) enableHA(ctx context.Context, srs []string, config map[string]str
 		}
 	}
 	m := p.serving()
-	epoch := m.epoch
 	p.log.Info("enabling pool HA", "sr", sr.str("name_label"))
-	p.waitUnlocked(p.durations().EnableHA.D())
-	if p.serving() != m || m.epoch != epoch {
-		return &apiError{code: "INTERNAL_ERROR", params: []string{"master restarted during enable_ha"}}
+	if e := p.waitOperation(m, p.durations().EnableHA.D(), "enable_ha"); e != nil {
+		return e
 	}
 	for _, x := range p.hosts {
 		if x != m && !p.connected(x) {
@@ -542,32 +566,8 @@ func (p *Pool) checkStatefileSR(sr *object) *apiError {
 // completeEnableHA is the end of a successful enable_ha: statefile and
 // metadata VDIs, pool fields, every host armed in the liveset.
 func (p *Pool) completeEnableHA(sr *object, config map[string]string) {
-	statefile, metadata := "", ""
-	for _, ref := range sr.set("VDIs") {
-		if v, ok := p.db.get(ref); ok {
-			switch v.str("type") {
-			case "ha_statefile":
-				statefile = ref
-			case "redo_log":
-				metadata = ref
-			}
-		}
-	}
-	now := time.Now().UTC().Truncate(time.Second)
-	if statefile == "" {
-		statefile = "OpaqueRef:" + newUUID()
-		f := vdiFields("Statefile for HA", newUUID(), sr.ref, 4<<20, "ha_statefile", now)
-		f["name_description"] = "Used for storage heartbeating"
-		p.db.add("VDI", statefile, f)
-		p.db.setField(sr, "VDIs", appendUnique(sr.set("VDIs"), statefile))
-	}
-	if metadata == "" {
-		metadata = "OpaqueRef:" + newUUID()
-		f := vdiFields("Metadata for HA", newUUID(), sr.ref, 256<<20, "redo_log", now)
-		f["name_description"] = "Used for master failover"
-		p.db.add("VDI", metadata, f)
-		p.db.setField(sr, "VDIs", appendUnique(sr.set("VDIs"), metadata))
-	}
+	statefile := p.haVDI(sr, "ha_statefile", "Statefile for HA", "Used for storage heartbeating", 4<<20)
+	metadata := p.haVDI(sr, "redo_log", "Metadata for HA", "Used for master failover", 256<<20)
 	if config == nil {
 		config = map[string]string{}
 	}
@@ -575,8 +575,7 @@ func (p *Pool) completeEnableHA(sr *object, config map[string]string) {
 	p.db.setField(pool, "ha_statefiles", []string{statefile})
 	p.db.setField(pool, "ha_configuration", config)
 	p.db.setField(pool, "ha_enabled", true)
-	tolerate := pool.integer("ha_host_failures_to_tolerate")
-	p.db.setField(pool, "ha_plan_exists_for", min(tolerate, int64(len(p.hosts)-1)))
+	p.updatePlan()
 	p.db.setField(pool, "redo_log_enabled", true)
 	p.db.setField(pool, "redo_log_vdi", metadata)
 	if !p.is62 {
@@ -612,6 +611,22 @@ func (p *Pool) completeEnableHA(sr *object, config map[string]string) {
 	p.log.Info("pool HA enabled", "timeout", p.haTimeout)
 }
 
+// haVDI returns the SR's VDI of type typ, created if missing, as enable_ha
+// reuses or creates its statefile and metadata VDIs.
+func (p *Pool) haVDI(sr *object, typ, name, description string, size int64) string {
+	for _, ref := range sr.set("VDIs") {
+		if v, ok := p.db.get(ref); ok && v.str("type") == typ {
+			return ref
+		}
+	}
+	ref := "OpaqueRef:" + newUUID()
+	f := vdiFields(name, newUUID(), sr.ref, size, typ)
+	f["name_description"] = description
+	p.db.add("VDI", ref, f)
+	p.db.setField(sr, "VDIs", appendUnique(sr.set("VDIs"), ref))
+	return ref
+}
+
 // disableHA is pool.disable_ha on the serving master.
 func (p *Pool) disableHA(ctx context.Context) *apiError {
 	if !p.haEnabled() {
@@ -625,11 +640,9 @@ func (p *Pool) disableHA(ctx context.Context) *apiError {
 		return &apiError{code: "HA_NOT_ENABLED"}
 	}
 	m := p.serving()
-	epoch := m.epoch
 	p.log.Info("disabling pool HA")
-	p.waitUnlocked(p.durations().DisableHA.D())
-	if p.serving() != m || m.epoch != epoch {
-		return &apiError{code: "INTERNAL_ERROR", params: []string{"master restarted during disable_ha"}}
+	if e := p.waitOperation(m, p.durations().DisableHA.D(), "disable_ha"); e != nil {
+		return e
 	}
 	if !p.haEnabled() {
 		return &apiError{code: "HA_NOT_ENABLED"}

@@ -141,6 +141,8 @@ type Pool struct {
 	calls         map[string]uint64
 	timers        map[*time.Timer]struct{}
 	closed        bool
+	// done is closed by Close; waits inside calls end on it.
+	done chan struct{}
 }
 
 // NewPool builds a pool from the scenario. Call Start to serve it.
@@ -169,6 +171,7 @@ func NewPool(opts Options) (*Pool, error) {
 		haSem:     make(chan struct{}, 1),
 		calls:     map[string]uint64{},
 		timers:    map[*time.Timer]struct{}{},
+		done:      make(chan struct{}),
 	}
 	p.db = newDB(p.is62)
 	for _, sh := range cfg.Hosts {
@@ -222,16 +225,22 @@ func (p *Pool) Start() error {
 	return nil
 }
 
-// Close stops every endpoint and timer.
+// Close stops every endpoint and timer and ends the calls waiting inside
+// the pool. Closing a closed pool does nothing.
 func (p *Pool) Close() error {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
 	p.closed = true
+	close(p.done)
 	for t := range p.timers {
 		t.Stop()
 	}
 	p.timers = nil
 	hosts := p.hosts
-	p.db.bump()
+	p.db.wake()
 	p.mu.Unlock()
 	for _, h := range hosts {
 		h.ep.close()
@@ -265,6 +274,23 @@ func (p *Pool) after(d time.Duration, fn func()) {
 		fn()
 	})
 	p.timers[t] = struct{}{}
+}
+
+// sleep waits the unscaled duration d with the pool unlocked, as a long
+// xapi operation does. It ends early when ctx is done or the pool closes.
+func (p *Pool) sleep(ctx context.Context, d time.Duration) error {
+	p.mu.Unlock()
+	defer p.mu.Lock()
+	t := time.NewTimer(p.scaled(d))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return errors.New("pool closed")
+	}
 }
 
 // afterHost is after, skipped when h changed power or xapi state meanwhile.
@@ -580,8 +606,6 @@ func (p *Pool) State() PoolState {
 	}
 	return ps
 }
-
-func (h *hostState) adminDisabled() bool { return h.disabledByAdmin }
 
 func (h *hostState) viewRole() string {
 	switch {

@@ -73,10 +73,11 @@ func TestWireFormat(t *testing.T) {
 	master, slave := tp.urls["xs-a1"], tp.urls["xs-a2"]
 	s := rawLogin(t, master)
 	sess := str(s)
-	hostRef := func() string {
-		_, body := post(t, master, call("host.get_by_name_label", sess, str("xs-a1")))
+	refOf := func(class, name string) string {
+		_, body := post(t, master, call(class+".get_by_name_label", sess, str(name)))
 		return sessionRE.FindString(body)
-	}()
+	}
+	hostRef, vmRef := refOf("host", "xs-a1"), refOf("VM", "i-2-101-VM")
 	for _, tc := range []struct {
 		name     string
 		url      string
@@ -102,7 +103,8 @@ func TestWireFormat(t *testing.T) {
 		{"6.2 writes empty strings as <value/>", master, call("host.get_external_auth_type", sess, str(hostRef)), 200, []string{"<name>Value</name><value/>"}},
 		{"datetimes in basic ISO 8601", master, call("host_patch.get_all_records", sess), 200, []string{"<name>timestamp_applied</name><value><dateTime.iso8601>"}},
 		{"null refs", master, call("host.get_local_cache_sr", sess, str(hostRef)), 200, []string{"<value>OpaqueRef:NULL</value>"}},
-		{"void results are empty strings", master, call("VM.set_ha_restart_priority", sess, str("OpaqueRef:nope"), str("")), 200, []string{failure("HANDLE_INVALID", "VM", "OpaqueRef:nope")}},
+		{"void results are empty strings", master, call("VM.set_ha_restart_priority", sess, str(vmRef), str("")), 200, []string{"<member><name>Status</name><value>Success</value></member><member><name>Value</name><value/></member>"}},
+		{"calls on a bad ref", master, call("VM.set_ha_restart_priority", sess, str("OpaqueRef:nope"), str("")), 200, []string{failure("HANDLE_INVALID", "VM", "OpaqueRef:nope")}},
 		{"valid_ref_counts are i4", master, call("event.from", sess, "<value><array><data><value>pool</value></data></array></value>", str(""), "<value><double>0</double></value>"), 200, []string{"<member><name>valid_ref_counts</name><value><struct>", "<member><name>vm</name><value><i4>13</i4></value></member>", "<member><name>token</name><value>000"}},
 		{"unsimulated classes are empty tables", master, call("network.get_all_records", sess), 200, []string{"<name>Value</name><value><struct></struct></value>"}},
 		{"wrong password", master, call("session.login_with_password", str("root"), str("wrong")), 200, []string{failure("SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure")}},

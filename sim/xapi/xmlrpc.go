@@ -35,6 +35,7 @@ const (
 	KindStruct
 )
 
+// String returns the XML-RPC element name of the kind.
 func (k Kind) String() string {
 	switch k {
 	case KindString:
