@@ -1,0 +1,158 @@
+// Command demo runs xsha on the lab and prints what happens in the style of
+// the seed's timeline: the lab's two pools start with pool HA off, as after
+// XS62ESP1004; xsha enables it; both pool masters lose power; a new master is
+// elected and CloudStack restarts the Offer-HA VMs; the old masters come back
+// in emergency mode and xsha recovers them and re-enables pool HA. Nobody
+// acts but the lab's fault injection. Ctrl-C ends it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"xsha/test/e2e"
+)
+
+const policy = `# The demo's remediation policy: every action on for both pools.
+dry_run: false
+actions:
+  enable_pool_ha:       {alerts: [XenServerPoolHADisabled],   pools: [cluster-a, cluster-b]}
+  clear_emergency_mode: {alerts: [XenServerHostEmergencyMode], pools: [cluster-a, cluster-b]}
+  rejoin_host:          {alerts: [XenServerHostCannotRejoin],  pools: [cluster-a, cluster-b]}
+cooldown: 10s
+max_attempts_per_hour: 10
+poll_interval: 250ms
+`
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	scale := flag.Float64("time-scale", 0.1, "Lab speed: 0.1 runs ten times faster than real XenServer pools. Printed times are scaled back.")
+	verbose := flag.Bool("v", false, "Also print every process's output.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	opts := e2e.Options{TimeScale: *scale, RuleScale: *scale, Interval: time.Second, Policy: policy}
+	if *verbose {
+		opts.Log = os.Stderr
+	}
+	fmt.Println("Starting the lab, xsha-exporter, xsha-remediator, Prometheus and Alertmanager ...")
+	s, err := e2e.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	defer s.Close()
+	fmt.Printf(`
+  lab control API   %s/v1/state
+  xsha-exporter     %s/metrics
+  xsha-remediator   %s/
+  Prometheus        %s/alerts
+  Alertmanager      %s/
+
+Times are minutes:seconds as they would pass on real pools (the lab runs at %gx).
+
+`, s.ControlURL, s.ExporterURL, s.RemediatorURL, s.PrometheusURL, s.AlertmanagerURL, 1 / *scale)
+
+	tl := e2e.NewTimeline(s, os.Stdout, *scale)
+	go tl.Watch(ctx)
+
+	if err := story(ctx, s, tl); err != nil {
+		if ctx.Err() != nil {
+			fmt.Println("\nInterrupted.")
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		fmt.Fprintln(os.Stderr, s.Logs())
+		return 1
+	}
+	time.Sleep(time.Second) // let the timeline print the last changes
+	fmt.Println("\nEvery pool healed without anyone acting. The stack keeps running: look at the URLs above. Ctrl-C ends it.")
+	<-ctx.Done()
+	fmt.Println("\nStopping.")
+	return 0
+}
+
+// story drives the lab through the seed's test and waits for each outcome.
+func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
+	tl.Printf("lab up: two XenServer 6.2 pools with XS62ESP1004, pool HA off")
+	if err := wait(ctx, s, "pool HA enabled on both pools", func(st e2e.LabState) bool {
+		return allPools(st, func(haEnabled bool, _ string) bool { return haEnabled })
+	}); err != nil {
+		return err
+	}
+
+	fmt.Println("\n--- The seed's test: pool masters fail ---")
+	tl.Reset()
+	tl.Printf("Start – pool master failure simulated by killing power to xs-a1 and xs-b1")
+	for _, h := range []string{"xs-a1", "xs-b1"} {
+		if err := s.Control(ctx, "hosts/"+h+"/power-off", nil); err != nil {
+			return err
+		}
+	}
+	dead := map[string]bool{"xs-a1": true, "xs-b1": true}
+	if err := wait(ctx, s, "new masters and every Offer-HA VM running on another host", func(st e2e.LabState) bool {
+		newMasters := allPools(st, func(_ bool, master string) bool { return master != "" && !dead[master] })
+		for _, vm := range st.CloudStack.VMs {
+			if vm.HAEnable && (vm.State != "Running" || dead[vm.Host]) {
+				return false
+			}
+		}
+		return newMasters
+	}); err != nil {
+		return err
+	}
+
+	fmt.Println("\n--- Recovering from host failures: power comes back ---")
+	tl.Printf("power restored to xs-a1 and xs-b1")
+	for _, h := range []string{"xs-a1", "xs-b1"} {
+		if err := s.Control(ctx, "hosts/"+h+"/power-on", nil); err != nil {
+			return err
+		}
+	}
+	return wait(ctx, s, "old masters back as slaves and pool HA enabled", func(st e2e.LabState) bool {
+		for _, p := range st.Pools {
+			if !p.HAEnabled {
+				return false
+			}
+			for _, h := range p.Hosts {
+				if (h.Name == "xs-a1" || h.Name == "xs-b1") && (h.Role != "slave" || !h.Live) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// wait polls the lab's state until cond holds.
+func wait(ctx context.Context, s *e2e.Stack, what string, cond func(e2e.LabState) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	for {
+		if st, err := s.State(ctx); err == nil && cond(st) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func allPools(st e2e.LabState, f func(haEnabled bool, master string) bool) bool {
+	for _, p := range st.Pools {
+		if !f(p.HAEnabled, p.Master) {
+			return false
+		}
+	}
+	return len(st.Pools) > 0
+}
