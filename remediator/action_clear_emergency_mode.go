@@ -3,7 +3,6 @@ package remediator
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"xsha/xapi"
 )
@@ -19,12 +18,15 @@ import (
 func clearEmergencyModeSteps(host string) []step {
 	return []step{
 		{name: stepCheck, run: func(ctx context.Context, x *execution) error { return checkClearEmergencyMode(ctx, x, host) }},
-		disablePoolHAStep(func(s *xapi.Snapshot) (bool, string) {
+		disablePoolHAStep(func(s *xapi.Snapshot) error {
 			h, ok := s.Host(host)
-			if ok && h.Probe.Role == xapi.RoleEmergency {
-				return true, ""
+			switch {
+			case !ok:
+				return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+			case h.Probe.Role != xapi.RoleEmergency:
+				return end(StateSuccess, "", fmt.Sprintf("host %s left emergency mode by itself (%s); pool left untouched", host, hostState(h)))
 			}
-			return false, fmt.Sprintf("host %s left emergency mode by itself (%s); pool left untouched", host, hostState(h))
+			return nil
 		}),
 		{name: stepEmergencyHADisable, run: func(ctx context.Context, x *execution) error { return emergencyHADisable(ctx, x, host) }},
 		waitRejoinStep(host),
@@ -45,33 +47,18 @@ func checkClearEmergencyMode(ctx context.Context, x *execution, host string) err
 	case h.Probe.Role == xapi.RoleUnreachable:
 		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s does not answer; nothing can be cleared until it is back", host))
 	case h.Probe.Role != xapi.RoleEmergency:
-		x.noop = fmt.Sprintf("already healthy: host %s is not in emergency mode (%s)", host, hostState(h))
-		return end(StateSuccess, "", x.noop)
+		return end(StateSuccess, "", fmt.Sprintf("already healthy: host %s is not in emergency mode (%s)", host, hostState(h)))
 	case h.IsMaster:
 		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is pool.master but answers in emergency mode; not a case this action repairs", host))
 	case h.Address == "":
 		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s has no address in XAPI", host))
 	}
-	if err := x.holds(ctx, s, host); err != nil {
-		return err
+	var writes []string
+	if s.HAEnabled {
+		writes = append(writes, "call pool.disable_ha")
 	}
-	// Pool HA goes off first: only start if it can be switched on again
-	// once the host is back.
-	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
-		return end(StateSkipped, skipPrecondition, "precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
-	}
-	if x.rec.DryRun {
-		steps := []string{}
-		if s.HAEnabled {
-			steps = append(steps, "call pool.disable_ha")
-		}
-		steps = append(steps,
-			fmt.Sprintf("call host.emergency_ha_disable on %s (%s) through a slave-local session", host, h.Address),
-			fmt.Sprintf("wait until the master sees %s live as a slave", host),
-			"check enable_pool_ha's preconditions and "+enableCall(x, s))
-		return end(StateDryRun, "", planText(steps...))
-	}
-	return nil
+	writes = append(writes, fmt.Sprintf("call host.emergency_ha_disable on %s (%s) through a slave-local session", host, h.Address))
+	return checkRepair(ctx, x, s, host, writes...)
 }
 
 func emergencyHADisable(ctx context.Context, x *execution, host string) error {

@@ -3,8 +3,6 @@ package remediator
 import (
 	"context"
 	"strings"
-
-	"xsha/xapi"
 )
 
 // enable_pool_ha: pool HA is off (switched off out of band, or never on).
@@ -25,13 +23,8 @@ func checkEnablePoolHA(ctx context.Context, x *execution) error {
 	if err != nil {
 		return err
 	}
-	return planEnablePoolHA(ctx, x, s)
-}
-
-func planEnablePoolHA(ctx context.Context, x *execution, s *xapi.Snapshot) error {
 	if s.HAEnabled {
-		x.noop = "already healthy: pool HA is enabled"
-		return end(StateSuccess, "", x.noop)
+		return end(StateSuccess, "", "already healthy: pool HA is enabled")
 	}
 	if err := x.holds(ctx, s, ""); err != nil {
 		return err

@@ -3,7 +3,6 @@ package remediator
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"xsha/xapi"
 )
@@ -15,12 +14,15 @@ import (
 func rejoinHostSteps(host string) []step {
 	return []step{
 		{name: stepCheck, run: func(ctx context.Context, x *execution) error { return checkRejoinHost(ctx, x, host) }},
-		disablePoolHAStep(func(s *xapi.Snapshot) (bool, string) {
+		disablePoolHAStep(func(s *xapi.Snapshot) error {
 			h, ok := s.Host(host)
-			if ok && !h.Live {
-				return true, ""
+			switch {
+			case !ok:
+				return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+			case h.Live:
+				return end(StateSuccess, "", fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h)))
 			}
-			return false, fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h))
+			return nil
 		}),
 		waitRejoinStep(host),
 		enablePoolHAStep(),
@@ -38,8 +40,7 @@ func checkRejoinHost(ctx context.Context, x *execution, host string) error {
 		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
 	}
 	if h.Live {
-		x.noop = fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h))
-		return end(StateSuccess, "", x.noop)
+		return end(StateSuccess, "", fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h)))
 	}
 	master, _ := s.Master()
 	switch {
@@ -52,16 +53,5 @@ func checkRejoinHost(ctx context.Context, x *execution, host string) error {
 	case master.Address != "" && h.Probe.MasterAddress != master.Address:
 		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
 	}
-	if err := x.holds(ctx, s, host); err != nil {
-		return err
-	}
-	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
-		return end(StateSkipped, skipPrecondition, "precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
-	}
-	if x.rec.DryRun {
-		return end(StateDryRun, "", planText("call pool.disable_ha",
-			fmt.Sprintf("wait until the master sees %s live as a slave", host),
-			"check enable_pool_ha's preconditions and "+enableCall(x, s)))
-	}
-	return nil
+	return checkRepair(ctx, x, s, host, "call pool.disable_ha")
 }

@@ -2,6 +2,7 @@ package remediator
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -320,67 +321,79 @@ func viewOfNoTime(s *xapi.Snapshot) string {
 	return string(b)
 }
 
-func TestHoldStopsActions(t *testing.T) {
-	p := newFakePool("cluster-a")
-	h := newHarness(t, livePolicy, p)
-	h.start()
-	if err := h.r.SetHold("cluster-a", "storage migration tonight"); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 1 {
-		t.Errorf("xsha_remediator_hold = %v", got)
-	}
-	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
-	rec := h.waitFinal(id)
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "storage migration tonight") {
-		t.Fatalf("got %s: %s", rec.State, rec.Reason)
-	}
-	if calls := p.Calls(); len(calls) != 0 {
-		t.Fatalf("held pool touched: %v", calls)
-	}
-	// The same episode is evaluated again once the hold is lifted.
-	if _, err := h.r.LiftHold("cluster-a"); err != nil {
-		t.Fatal(err)
-	}
-	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-	if rec.State != StateSuccess || !p.HAEnabled() {
-		t.Fatalf("after lifting: %s: %s", rec.State, rec.Reason)
-	}
-	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 0 {
-		t.Errorf("xsha_remediator_hold = %v after lifting", got)
-	}
+type fakeMaintenance struct {
+	hosts map[string][]string
+	err   error
 }
-
-func TestGlobalHoldFromPolicyFile(t *testing.T) {
-	p := newFakePool("cluster-a")
-	h := newHarness(t, livePolicy+"holds: {all: true, reason: change freeze}\n", p)
-	h.start()
-	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "every pool (file): change freeze") {
-		t.Fatalf("got %s: %s", rec.State, rec.Reason)
-	}
-	if calls := p.Calls(); len(calls) != 0 {
-		t.Fatalf("held pool touched: %v", calls)
-	}
-}
-
-type fakeMaintenance struct{ hosts map[string][]string }
 
 func (f fakeMaintenance) HostsInMaintenance(_ context.Context, cluster string) ([]string, error) {
-	return f.hosts[cluster], nil
+	return f.hosts[cluster], f.err
 }
 
-func TestCloudStackMaintenanceHolds(t *testing.T) {
-	p := newFakePool("cluster-a")
-	h := newHarness(t, livePolicy, p)
-	h.r.maintenance = fakeMaintenance{hosts: map[string][]string{"cluster-a": {"cluster-a-h2"}}}
-	h.start()
-	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "CloudStack hosts in maintenance in cluster cluster-a: cluster-a-h2") {
-		t.Fatalf("got %s: %s", rec.State, rec.Reason)
-	}
-	if calls := p.Calls(); len(calls) != 0 {
-		t.Fatalf("held pool touched: %v", calls)
+// Every kind of hold keeps an action from writing, says why, and shows in
+// xsha_remediator_hold; a lifted hold lets the same episode run.
+func TestHoldsStopActions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string
+		setup  func(t *testing.T, h *harness)
+		reason string
+		lift   func(t *testing.T, h *harness)
+	}{
+		{name: "API hold on the pool", policy: livePolicy,
+			setup: func(t *testing.T, h *harness) {
+				if err := h.r.SetHold("cluster-a", "storage migration tonight"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			reason: "hold on pool cluster-a (api): storage migration tonight",
+			lift: func(t *testing.T, h *harness) {
+				if found, err := h.r.LiftHold("cluster-a"); err != nil || !found {
+					t.Fatalf("lifting: %v %v", found, err)
+				}
+			}},
+		{name: "global hold in the policy file", policy: livePolicy + "holds: {all: true, reason: change freeze}\n",
+			reason: "hold on every pool (file): change freeze"},
+		{name: "CloudStack host in maintenance", policy: livePolicy,
+			setup: func(_ *testing.T, h *harness) {
+				h.r.maintenance = fakeMaintenance{hosts: map[string][]string{"cluster-a": {"cluster-a-h2"}}}
+			},
+			reason: "automatic hold: CloudStack hosts in maintenance in cluster cluster-a: cluster-a-h2"},
+		{name: "CloudStack unreachable", policy: livePolicy,
+			setup: func(_ *testing.T, h *harness) {
+				h.r.maintenance = fakeMaintenance{err: errors.New("connection refused")}
+			},
+			reason: "CloudStack maintenance state of cluster cluster-a unknown: connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newFakePool("cluster-a")
+			h := newHarness(t, tc.policy, p)
+			if tc.setup != nil {
+				tc.setup(t, h)
+			}
+			h.start()
+			rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
+			if rec.State != StateSkipped || !strings.Contains(rec.Reason, tc.reason) {
+				t.Fatalf("got %s: %q, want skipped: %q", rec.State, rec.Reason, tc.reason)
+			}
+			if calls := p.Calls(); len(calls) != 0 {
+				t.Fatalf("held pool touched: %v", calls)
+			}
+			if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 1 {
+				t.Errorf("xsha_remediator_hold = %v", got)
+			}
+			if tc.lift == nil {
+				return
+			}
+			tc.lift(t, h)
+			if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 0 {
+				t.Errorf("xsha_remediator_hold = %v after lifting", got)
+			}
+			rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
+			if rec.State != StateSuccess || !p.HAEnabled() {
+				t.Fatalf("after lifting: %s: %s", rec.State, rec.Reason)
+			}
+		})
 	}
 }
 
@@ -445,13 +458,21 @@ func TestResolvedCancelsPendingAndNeverWrites(t *testing.T) {
 		t.Fatalf("state %s, want cancelled", rec.State)
 	}
 	h.start()
-	time.Sleep(50 * time.Millisecond) // nothing is supposed to happen; give the runner a chance
+	// The runner takes a pool's actions oldest first: once a later action
+	// on the pool has ended, it has passed the cancelled one.
+	barrier := h.waitFinal(h.queue("XenServerHostEmergencyMode", "cluster-a", "cluster-a-h2", "fp-barrier"))
+	if barrier.State != StateSuccess {
+		t.Fatalf("barrier action %s: %s", barrier.State, barrier.Reason)
+	}
 	h.stop()
 	if calls := p.Calls(); len(calls) != 0 {
 		t.Fatalf("resolved alerts led to writes: %v", calls)
 	}
-	if recs, _ := h.r.Actions(10); len(recs) != 1 {
-		t.Errorf("%d actions, want 1", len(recs))
+	if rec := h.record(id); rec.State != StateCancelled || len(rec.Steps) != 0 {
+		t.Errorf("the cancelled action ran: %s %+v", rec.State, rec.Steps)
+	}
+	if recs, _ := h.r.Actions(10); len(recs) != 2 {
+		t.Errorf("%d actions, want the cancelled one and the barrier", len(recs))
 	}
 }
 

@@ -2,6 +2,7 @@ package remediator
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -35,7 +36,7 @@ func (m *CloudStackMaintenance) HostsInMaintenance(ctx context.Context, cluster 
 	defer m.mu.Unlock()
 	s, err := m.p.Poll(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("polling CloudStack: %w", err)
 	}
 	var hosts []string
 	for _, h := range s.Hosts {

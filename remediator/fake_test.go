@@ -17,7 +17,6 @@ type fakeHost struct {
 	live, enabled  bool
 	master         bool
 	role           xapi.Role
-	probeErr       []string
 	srAttached     bool
 	hasPBD         bool
 	armed          bool
@@ -39,7 +38,7 @@ type fakePool struct {
 	// lostAnswer, when set, is returned by a successful pool.enable_ha
 	// instead of nil: the write took effect but its answer never came.
 	lostAnswer error
-	calls        []string
+	calls      []string
 	// reenableAfterReads > 0: pool HA goes back on at that many reads from
 	// now, as if an operator switched it on.
 	reenableAfterReads int
@@ -60,15 +59,6 @@ func newFakePool(name string) *fakePool {
 	return p
 }
 
-func (p *fakePool) host(name string) *fakeHost {
-	for _, h := range p.hosts {
-		if h.name == name {
-			return h
-		}
-	}
-	panic("no host " + name)
-}
-
 // withLock runs fn with the pool locked, for tests changing state.
 func (p *fakePool) withLock(fn func(p *fakePool)) {
 	p.mu.Lock()
@@ -76,7 +66,7 @@ func (p *fakePool) withLock(fn func(p *fakePool)) {
 	fn(p)
 }
 
-// failover makes the master's host an HA-armed old master in emergency
+// emergencyOldMaster makes the master's host an HA-armed old master in emergency
 // mode and promotes the second host, as after the seed's power cut and
 // power-on with pool HA on.
 func (p *fakePool) emergencyOldMaster() string {

@@ -48,7 +48,7 @@ type harness struct {
 	journal     *Journal
 	reg         *prometheus.Registry
 	cfg         *config.Config
-	policy      *PolicyStore
+	policy      *Policy
 	cancel      context.CancelFunc
 	done        chan struct{}
 	now         func() time.Time
@@ -82,7 +82,7 @@ func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolCli
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.policy = NewPolicyStore(pol)
+	h.policy = pol
 	h.open()
 	t.Cleanup(h.close)
 	return h
@@ -114,7 +114,7 @@ func (h *harness) start() {
 	h.cancel, h.done = cancel, make(chan struct{})
 	go func() {
 		defer close(h.done)
-		_ = h.r.Run(ctx)
+		h.r.Run(ctx)
 	}()
 }
 

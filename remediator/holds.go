@@ -3,10 +3,12 @@ package remediator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"xsha/xapi"
 )
@@ -17,6 +19,12 @@ const (
 	HoldSourceFile = "file"
 	HoldSourceAuto = "auto"
 )
+
+// autoHold is the last automatic hold evaluation of a pool.
+type autoHold struct {
+	Reasons []string
+	At      time.Time
+}
 
 // Holds keep actions from starting. An action already running finishes:
 // stopping a repair between disabling and re-enabling pool HA would leave
@@ -84,7 +92,7 @@ func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snap
 
 // updateHoldGauges sets xsha_remediator_hold for every configured pool.
 func (r *Remediator) updateHoldGauges() {
-	pol := r.policy.Get()
+	pol := r.policy.Load()
 	var api []Hold
 	_ = r.journal.View(func(tx *Tx) error {
 		var err error
@@ -114,7 +122,7 @@ func (r *Remediator) updateHoldGauges() {
 // holdsView lists every hold in force: from the file, the API, and the
 // last automatic evaluation of each pool.
 func (r *Remediator) holdsView() ([]Hold, error) {
-	pol := r.policy.Get()
+	pol := r.policy.Load()
 	var out []Hold
 	if pol.Holds.All {
 		reason, _ := pol.heldByFile("")
@@ -143,11 +151,14 @@ func (r *Remediator) holdsView() ([]Hold, error) {
 	return out, nil
 }
 
+// errUnknownPool rejects a hold on a pool the configuration does not define.
+var errUnknownPool = errors.New("pool is not configured")
+
 // SetHold holds one pool, or every pool when pool is empty, until lifted.
 func (r *Remediator) SetHold(pool, reason string) error {
 	if pool != "" {
 		if _, ok := r.cfg.Pool(pool); !ok {
-			return fmt.Errorf("pool %q is not configured", pool)
+			return fmt.Errorf("%w: %q", errUnknownPool, pool)
 		}
 	}
 	if reason == "" {
@@ -181,9 +192,6 @@ func (r *Remediator) LiftHold(pool string) (bool, error) {
 		return false, fmt.Errorf("recording hold: %w", err)
 	}
 	r.updateHoldGauges()
-	if found {
-		r.wakeAll()
-	}
 	return found, nil
 }
 
@@ -215,7 +223,11 @@ func (r *Remediator) handleSetHold(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.SetHold(hr.Pool, hr.Reason); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusInternalServerError
+		if errors.Is(err, errUnknownPool) {
+			code = http.StatusBadRequest
+		}
+		httpError(w, code, err.Error())
 		return
 	}
 	r.log.Info("hold set", "pool", hr.Pool, "reason", hr.Reason, "remote", req.RemoteAddr)

@@ -72,7 +72,7 @@ func needsHost(action string) bool { return action != ActionEnablePoolHA }
 // one durable transaction. Each alert is decided on its own, from its own
 // status and labels.
 func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
-	pol := r.policy.Get()
+	pol := r.policy.Load()
 	var verdicts []AlertVerdict
 	err := r.journal.Update(func(tx *Tx) error {
 		verdicts = verdicts[:0]
@@ -105,146 +105,157 @@ func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict
 	return verdicts, nil
 }
 
+// decision is one alert being decided within an intake transaction.
+type decision struct {
+	tx               *Tx
+	v                AlertVerdict
+	name, pool, host string
+}
+
+// verdict journals the verdict about the alert and returns it.
+func (d *decision) verdict(verdict, reason string, rec *Record) (AlertVerdict, error) {
+	d.v.Verdict, d.v.Reason = verdict, reason
+	e := Entry{Kind: KindVerdict, Pool: d.pool, Host: d.host, Action: d.v.action,
+		Message: fmt.Sprintf("alert %s (%s): %s", d.name, d.v.Fingerprint, verdict)}
+	if reason != "" {
+		e.Message += ": " + reason
+	}
+	if rec != nil {
+		d.v.ActionID, e.ActionID = rec.ID, rec.ID
+	}
+	return d.v, d.tx.Append(e)
+}
+
+// record creates an action for the episode in the given state and journals
+// what happened to it.
+func (d *decision) record(rec *Record, key, msg string) error {
+	if err := d.tx.Create(rec); err != nil {
+		return err
+	}
+	if err := d.tx.SetEpisode(key, rec.ID); err != nil {
+		return err
+	}
+	return d.tx.AppendFor(rec, KindAction, msg, nil)
+}
+
+// skip records a skipped action, so the status page and the API show it,
+// and returns the skipped verdict.
+func (d *decision) skip(pol *Policy, ref AlertRef, key, kind, reason string) (AlertVerdict, error) {
+	rec := &Record{Action: d.v.action, Pool: d.pool, Host: d.host, State: StateSkipped, Reason: reason,
+		Alert: ref, Episodes: []string{key}, DryRun: pol.DryRunFor(d.v.action), Finished: d.tx.now()}
+	if err := d.record(rec, key, "skipped: "+reason); err != nil {
+		return d.v, err
+	}
+	d.v.skip = kind
+	return d.verdict(VerdictSkipped, reason, rec)
+}
+
+// decide journals one alert and decides about it from its own status and
+// labels: ignored, resolved (cancelling a pending action), a duplicate of
+// an episode already answered, joined to an open action on the same target,
+// skipped, or queued as a new action.
 func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
-	name, pool, host := a.Labels["alertname"], a.Labels["pool"], a.Labels["host"]
-	v := AlertVerdict{Fingerprint: a.Fingerprint, Alert: name, Status: a.Status, pool: pool}
-	err := tx.Append(Entry{Kind: KindAlert, Pool: pool, Host: host,
-		Message: fmt.Sprintf("alert %s %s", name, a.Status),
+	d := &decision{tx: tx, name: a.Labels["alertname"], pool: a.Labels["pool"], host: a.Labels["host"]}
+	d.v = AlertVerdict{Fingerprint: a.Fingerprint, Alert: d.name, Status: a.Status, pool: d.pool}
+	err := tx.Append(Entry{Kind: KindAlert, Pool: d.pool, Host: d.host,
+		Message: fmt.Sprintf("alert %s %s", d.name, a.Status),
 		Data: mustJSON(alertEntry{Status: a.Status, Labels: a.Labels, Fingerprint: a.Fingerprint,
 			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GroupKey: msg.GroupKey, Receiver: msg.Receiver,
 			Reason: msg.NotificationReason, Truncated: msg.TruncatedAlerts, Remote: remote,
 			GeneratorURL: a.GeneratorURL})})
 	if err != nil {
-		return v, err
-	}
-	verdict := func(verdict, reason string, rec *Record) (AlertVerdict, error) {
-		v.Verdict, v.Reason = verdict, reason
-		e := Entry{Kind: KindVerdict, Pool: pool, Host: host, Action: v.action,
-			Message: fmt.Sprintf("alert %s (%s): %s", name, a.Fingerprint, verdict)}
-		if reason != "" {
-			e.Message += ": " + reason
-		}
-		if rec != nil {
-			v.ActionID = rec.ID
-			e.ActionID = rec.ID
-		}
-		return v, tx.Append(e)
+		return d.v, err
 	}
 
-	action, ok := pol.ActionFor(name)
+	action, ok := pol.ActionFor(d.name)
 	if !ok {
-		return verdict(VerdictIgnored, "no action is enabled for this alert", nil)
+		return d.verdict(VerdictIgnored, "no action is enabled for this alert", nil)
 	}
-	v.action = action
+	d.v.action = action
 	if !needsHost(action) {
-		host = ""
+		d.host = ""
 	}
-	ref := AlertRef{Name: name, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, GroupKey: msg.GroupKey}
-	key := episodeKey(action, targetKey(pool, host), a.Fingerprint, a.StartsAt)
+	ref := AlertRef{Name: d.name, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, GroupKey: msg.GroupKey}
+	key := episodeKey(action, targetKey(d.pool, d.host), a.Fingerprint, a.StartsAt)
 
 	if a.Status == statusResolved {
-		return r.resolve(tx, key, verdict)
+		return d.resolve(key)
 	}
-
-	// A skipped action is recorded, so the status page and the API show it.
-	skip := func(kind, reason string) (AlertVerdict, error) {
-		rec := &Record{Action: action, Pool: pool, Host: host, State: StateSkipped, Reason: reason,
-			Alert: ref, Episodes: []string{key}, DryRun: pol.DryRunFor(action)}
-		rec.Finished = tx.now()
-		if err := tx.Create(rec); err != nil {
-			return v, err
-		}
-		if err := tx.SetEpisode(key, rec.ID); err != nil {
-			return v, err
-		}
-		if err := tx.AppendFor(rec, KindAction, "skipped: "+reason, nil); err != nil {
-			return v, err
-		}
-		v.skip = kind
-		return verdict(VerdictSkipped, reason, rec)
-	}
-	switch {
-	case pool == "":
-		return skip(skipBadAlert, "the alert has no pool label")
-	case needsHost(action) && host == "":
-		return skip(skipBadAlert, "the alert has no host label")
-	case !pol.Allows(action, pool):
-		return skip(skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool))
-	}
-	if _, ok := r.cfg.Pool(pool); !ok {
-		return skip(skipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", pool))
+	switch _, configured := r.cfg.Pool(d.pool); {
+	case d.pool == "":
+		return d.skip(pol, ref, key, skipBadAlert, "the alert has no pool label")
+	case needsHost(action) && d.host == "":
+		return d.skip(pol, ref, key, skipBadAlert, "the alert has no host label")
+	case !pol.Allows(action, d.pool):
+		return d.skip(pol, ref, key, skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, d.pool))
+	case !configured:
+		return d.skip(pol, ref, key, skipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", d.pool))
 	}
 
 	if id, ok := tx.Episode(key); ok {
 		prev, err := tx.Get(id)
 		if err != nil {
-			return v, err
+			return d.v, err
 		}
 		switch {
 		case prev.open():
-			return verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
+			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
 		case prev.State == StateSuccess, prev.State == StateCancelled:
-			return verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
+			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
 		case prev.State == StateDryRun && pol.DryRunFor(action):
-			return verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
+			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
 		}
 		// Failed or skipped before, or dry-run then and live now: evaluate again.
 	}
 
 	// One action per target at a time: an open one answers this alert too.
-	open, err := tx.Open(pool)
+	open, err := tx.Open(d.pool)
 	if err != nil {
-		return v, err
+		return d.v, err
 	}
 	for _, rec := range open {
-		if rec.Action == action && rec.Host == host {
-			if !slices.Contains(rec.Episodes, key) {
-				rec.Episodes = append(rec.Episodes, key)
-				if err := tx.Put(rec); err != nil {
-					return v, err
-				}
-			}
-			if err := tx.SetEpisode(key, rec.ID); err != nil {
-				return v, err
-			}
-			return verdict(VerdictJoined, fmt.Sprintf("open action %d on the same target answers it", rec.ID), rec)
+		if rec.Action != action || rec.Host != d.host {
+			continue
 		}
+		if !slices.Contains(rec.Episodes, key) {
+			rec.Episodes = append(rec.Episodes, key)
+			if err := tx.Put(rec); err != nil {
+				return d.v, err
+			}
+		}
+		if err := tx.SetEpisode(key, rec.ID); err != nil {
+			return d.v, err
+		}
+		return d.verdict(VerdictJoined, fmt.Sprintf("open action %d on the same target answers it", rec.ID), rec)
 	}
 
-	if kind, reason, err := r.gate(tx, pol, action, pool, host); err != nil {
-		return v, err
+	if kind, reason, err := r.gate(tx, pol, action, d.pool, d.host); err != nil {
+		return d.v, err
 	} else if kind != "" {
-		return skip(kind, reason)
+		return d.skip(pol, ref, key, kind, reason)
 	}
-
-	rec := &Record{Action: action, Pool: pool, Host: host, State: StatePending,
+	rec := &Record{Action: action, Pool: d.pool, Host: d.host, State: StatePending,
 		DryRun: pol.DryRunFor(action), Alert: ref, Episodes: []string{key}}
-	if err := tx.Create(rec); err != nil {
-		return v, err
-	}
-	if err := tx.SetEpisode(key, rec.ID); err != nil {
-		return v, err
-	}
-	msgText := "queued"
+	queued := "queued"
 	if rec.DryRun {
-		msgText = "queued in dry-run mode"
+		queued = "queued in dry-run mode"
 	}
-	if err := tx.AppendFor(rec, KindAction, msgText, nil); err != nil {
-		return v, err
+	if err := d.record(rec, key, queued); err != nil {
+		return d.v, err
 	}
-	return verdict(VerdictQueued, "", rec)
+	return d.verdict(VerdictQueued, "", rec)
 }
 
 // resolve cancels the episode's action if it has not started. Resolved
 // alerts never cause a write.
-func (r *Remediator) resolve(tx *Tx, key string, verdict func(string, string, *Record) (AlertVerdict, error)) (AlertVerdict, error) {
-	id, ok := tx.Episode(key)
+func (d *decision) resolve(key string) (AlertVerdict, error) {
+	id, ok := d.tx.Episode(key)
 	if !ok {
-		return verdict(VerdictResolved, "no action answers this episode", nil)
+		return d.verdict(VerdictResolved, "no action answers this episode", nil)
 	}
-	rec, err := tx.Get(id)
+	rec, err := d.tx.Get(id)
 	if err != nil {
-		return AlertVerdict{}, err
+		return d.v, err
 	}
 	switch rec.State {
 	case StatePending:
@@ -252,23 +263,23 @@ func (r *Remediator) resolve(tx *Tx, key string, verdict func(string, string, *R
 			rec.Resolved = append(rec.Resolved, key)
 		}
 		if len(rec.Resolved) < len(rec.Episodes) {
-			if err := tx.Put(rec); err != nil {
-				return AlertVerdict{}, err
+			if err := d.tx.Put(rec); err != nil {
+				return d.v, err
 			}
-			return verdict(VerdictResolved, fmt.Sprintf("action %d still answers other firing alerts", rec.ID), rec)
+			return d.verdict(VerdictResolved, fmt.Sprintf("action %d still answers other firing alerts", rec.ID), rec)
 		}
-		rec.State, rec.Reason, rec.Finished = StateCancelled, "the alert resolved before the action started", tx.now()
-		if err := tx.Put(rec); err != nil {
-			return AlertVerdict{}, err
+		rec.State, rec.Reason, rec.Finished = StateCancelled, "the alert resolved before the action started", d.tx.now()
+		if err := d.tx.Put(rec); err != nil {
+			return d.v, err
 		}
-		if err := tx.AppendFor(rec, KindAction, "cancelled: "+rec.Reason, nil); err != nil {
-			return AlertVerdict{}, err
+		if err := d.tx.AppendFor(rec, KindAction, "cancelled: "+rec.Reason, nil); err != nil {
+			return d.v, err
 		}
-		return verdict(VerdictCancelled, rec.Reason, rec)
+		return d.verdict(VerdictCancelled, rec.Reason, rec)
 	case StateRunning:
-		return verdict(VerdictResolved, fmt.Sprintf("action %d is running; it re-checks live state before every step", rec.ID), rec)
+		return d.verdict(VerdictResolved, fmt.Sprintf("action %d is running; it re-checks live state before every step", rec.ID), rec)
 	default:
-		return verdict(VerdictResolved, fmt.Sprintf("action %d ended %s", rec.ID, rec.State), rec)
+		return d.verdict(VerdictResolved, fmt.Sprintf("action %d ended %s", rec.ID, rec.State), rec)
 	}
 }
 

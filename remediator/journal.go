@@ -1,6 +1,7 @@
 package remediator
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -100,16 +101,6 @@ func targetKey(pool, host string) string {
 		return pool
 	}
 	return pool + "/" + host
-}
-
-// step returns the step with the given name, or nil.
-func (r *Record) step(name string) *Step {
-	for i := range r.Steps {
-		if r.Steps[i].Name == name {
-			return &r.Steps[i]
-		}
-	}
-	return nil
 }
 
 // Entry is one line of the journal.
@@ -346,7 +337,7 @@ func (t *Tx) EntriesFor(id uint64) ([]Entry, error) {
 	var out []Entry
 	c := t.tx.Bucket(bucketByAction).Cursor()
 	prefix := u64(id)
-	for k, _ := c.Seek(prefix); k != nil && len(k) == 16 && string(k[:8]) == string(prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); len(k) == 16 && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		v := t.tx.Bucket(bucketEntries).Get(k[8:])
 		var e Entry
 		if err := json.Unmarshal(v, &e); err != nil {

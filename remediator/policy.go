@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -242,27 +241,4 @@ func (p *Policy) heldByFile(pool string) (string, bool) {
 		return r, true
 	}
 	return "", false
-}
-
-// PolicyStore holds the running policy and swaps it on reload.
-type PolicyStore struct {
-	mu sync.RWMutex
-	p  *Policy
-}
-
-// NewPolicyStore returns a store holding p.
-func NewPolicyStore(p *Policy) *PolicyStore { return &PolicyStore{p: p} }
-
-// Get returns the running policy; it must not be modified.
-func (s *PolicyStore) Get() *Policy {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.p
-}
-
-// Set makes p the running policy.
-func (s *PolicyStore) Set(p *Policy) {
-	s.mu.Lock()
-	s.p = p
-	s.mu.Unlock()
 }

@@ -1,9 +1,12 @@
 package remediator
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"xsha/config"
 )
@@ -19,8 +22,11 @@ func TestParsePolicy(t *testing.T) {
 			if !p.DryRun || len(p.Actions) != 0 || p.anyLive() {
 				t.Errorf("got %+v", p)
 			}
-			if time.Duration(p.Cooldown) != DefaultCooldown || p.MaxAttemptsPerHour != DefaultMaxAttemptsPerHour {
-				t.Errorf("defaults %+v", p)
+			want := Policy{DryRun: true, Cooldown: model.Duration(10 * time.Minute), MaxAttemptsPerHour: 3,
+				Backoff: model.Duration(time.Minute), StepTimeout: model.Duration(15 * time.Minute),
+				PollInterval: model.Duration(5 * time.Second)}
+			if !reflect.DeepEqual(*p, want) {
+				t.Errorf("defaults %+v, want %+v", *p, want)
 			}
 		}},
 		{name: "actions enabled but dry-run left out stays dry-run", yaml: `

@@ -28,8 +28,8 @@ const DefaultMaxBodyBytes = 1 << 20
 type Options struct {
 	// Config is the shared configuration; its pools are the ones acted on.
 	Config *config.Config
-	// Policy holds the running policy.
-	Policy *PolicyStore
+	// Policy is the policy to start with; SetPolicy replaces it.
+	Policy *Policy
 	// Journal is the open journal.
 	Journal *Journal
 	// Clients gives each configured pool's XAPI client by pool name.
@@ -44,7 +44,7 @@ type Options struct {
 	MaxBodyBytes int64
 	// Registerer receives the metrics; nil for none.
 	Registerer prometheus.Registerer
-	// Logger; nil discards.
+	// Logger receives the logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -54,7 +54,7 @@ type Options struct {
 // per-pool action runners.
 type Remediator struct {
 	cfg         *config.Config
-	policy      *PolicyStore
+	policy      atomic.Pointer[Policy]
 	journal     *Journal
 	clients     map[string]PoolClient
 	maintenance MaintenanceSource
@@ -71,18 +71,12 @@ type Remediator struct {
 	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
 }
 
-// autoHold is the last automatic hold evaluation of a pool.
-type autoHold struct {
-	Reasons []string  `json:"reasons"`
-	At      time.Time `json:"at"`
-}
-
 // New returns a Remediator. Call Run to start acting and Register to serve HTTP.
 func New(opts Options) (*Remediator, error) {
 	switch {
 	case opts.Config == nil:
 		return nil, errors.New("remediator: no configuration")
-	case opts.Policy == nil || opts.Policy.Get() == nil:
+	case opts.Policy == nil:
 		return nil, errors.New("remediator: no policy")
 	case opts.Journal == nil:
 		return nil, errors.New("remediator: no journal")
@@ -96,7 +90,6 @@ func New(opts Options) (*Remediator, error) {
 	}
 	r := &Remediator{
 		cfg:         opts.Config,
-		policy:      opts.Policy,
 		journal:     opts.Journal,
 		clients:     opts.Clients,
 		maintenance: opts.Maintenance,
@@ -117,6 +110,7 @@ func New(opts Options) (*Remediator, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.policy.Store(opts.Policy)
 	r.journal.now = r.now
 	for _, p := range r.cfg.Pools {
 		r.wake[p.Name] = make(chan struct{}, 1)
@@ -125,22 +119,22 @@ func New(opts Options) (*Remediator, error) {
 	return r, nil
 }
 
-// SetPolicy makes p the running policy (after a reload).
+// SetPolicy makes p the running policy (after a reload). Actions already
+// queued are gated by it when they start.
 func (r *Remediator) SetPolicy(p *Policy) {
-	r.policy.Set(p)
+	r.policy.Store(p)
 	r.policyChanged()
 	r.log.Info("policy loaded", "dry_run", p.DryRun, "actions", len(p.Actions))
 }
 
 func (r *Remediator) policyChanged() {
-	p := r.policy.Get()
+	p := r.policy.Load()
 	if p.anyLive() {
 		r.metrics.dryRun.Set(0)
 	} else {
 		r.metrics.dryRun.Set(1)
 	}
 	r.updateHoldGauges()
-	r.wakeAll()
 }
 
 // Ready reports whether the runners have started.
@@ -165,11 +159,5 @@ func (r *Remediator) wakePool(pool string) {
 		case ch <- struct{}{}:
 		default:
 		}
-	}
-}
-
-func (r *Remediator) wakeAll() {
-	for p := range r.wake {
-		r.wakePool(p)
 	}
 }

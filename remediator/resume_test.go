@@ -99,3 +99,53 @@ func TestCrashBeforeWriteReports(t *testing.T) {
 		t.Errorf("calls %v", calls)
 	}
 }
+
+// An action interrupted before it wrote anything goes through the policy,
+// holds and limits again when it resumes, and starts over from its first
+// step: a restart with dry-run turned on, the action withdrawn or a hold
+// set must not let it write.
+func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string
+		state  string
+		reason string
+		calls  int
+	}{
+		{"still allowed and live", livePolicy, StateSuccess, "done", 1},
+		{"dry-run turned on", strings.Replace(livePolicy, "dry_run: false", "dry_run: true", 1), StateDryRun, "would call pool.enable_ha", 0},
+		{"action withdrawn", strings.Replace(livePolicy, "pools: [cluster-a]}", "pools: [cluster-b]}", 1), StateSkipped, "does not allow enable_pool_ha on pool cluster-a", 0},
+		{"pool held", livePolicy + "holds: {pools: [cluster-a], reason: frozen}\n", StateSkipped, "frozen", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newFakePool("cluster-a")
+			h := newHarness(t, tc.policy, p)
+			// Journal a live action stopped after its check step, before
+			// pool.enable_ha was journaled or made.
+			err := h.journal.Update(func(tx *Tx) error {
+				rec := &Record{Action: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Started: t0,
+					Steps: []Step{{Name: stepCheck, State: StepDone}, {Name: stepEnablePoolHA, State: StepStarted}}}
+				return tx.Create(rec)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.start()
+			rec := h.waitFinal(1)
+			if rec.State != tc.state || !strings.Contains(rec.Reason, tc.reason) {
+				t.Fatalf("got %s: %q, want %s: %q\n%s", rec.State, rec.Reason, tc.state, tc.reason, journalText(h.entriesFor(1)))
+			}
+			if n := p.count("pool.enable_ha"); n != tc.calls {
+				t.Errorf("pool.enable_ha called %d times, want %d", n, tc.calls)
+			}
+			if rec.State == StateSuccess {
+				if rec.Resumed != 1 || len(rec.Steps) != 3 || rec.Steps[0].Name != stepCheck {
+					t.Errorf("the action did not start over: resumed %d, steps %+v", rec.Resumed, rec.Steps)
+				}
+				if !strings.Contains(journalText(h.entriesFor(1)), "starts again from its first step under the current policy") {
+					t.Error("the restart is not journaled")
+				}
+			}
+		})
+	}
+}

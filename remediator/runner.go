@@ -22,19 +22,14 @@ const retryInterval = 30 * time.Second
 //
 // Cancelling ctx interrupts a running action between journal writes, as a
 // crash would; the next Run resumes it without repeating a finished step.
-func (r *Remediator) Run(ctx context.Context) error {
+func (r *Remediator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range r.cfg.Pools {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.worker(ctx, p)
-		}()
+		wg.Go(func() { r.worker(ctx, p) })
 	}
 	r.running.Store(true)
 	wg.Wait()
 	r.running.Store(false)
-	return nil
 }
 
 func (r *Remediator) worker(ctx context.Context, pool config.Pool) {
@@ -104,134 +99,168 @@ func stepsFor(rec *Record) ([]step, error) {
 // execute runs one open record to its end, or until ctx is cancelled. It
 // returns an error only when the journal could not be written.
 func (r *Remediator) execute(ctx context.Context, pool config.Pool, rec *Record) error {
-	pol := r.policy.Get()
-	log := r.log.With("action", rec.Action, "id", rec.ID, "pool", rec.Pool, "host", rec.Host)
+	pol := r.policy.Load()
 	steps, err := stepsFor(rec)
 	if err != nil {
 		return r.finish(rec, StateFailed, "", err.Error())
 	}
-
-	if rec.State == StatePending {
-		var skipKind string
-		err := r.journal.Update(func(tx *Tx) error {
-			cur, err := tx.Get(rec.ID)
-			if err != nil {
-				return err
-			}
-			*rec = *cur
-			if rec.State != StatePending {
-				return nil
-			}
-			kind, reason, err := r.gate(tx, pol, rec.Action, rec.Pool, rec.Host)
-			if err != nil {
-				return err
-			}
-			if kind != "" {
-				skipKind = kind
-				return r.finishTx(tx, rec, StateSkipped, reason)
-			}
-			rec.State, rec.Started = StateRunning, tx.now()
-			rec.DryRun = rec.DryRun || pol.DryRunFor(rec.Action)
-			if err := tx.Save(rec); err != nil {
-				return err
-			}
-			msg := "started"
-			if rec.DryRun {
-				msg = "started in dry-run mode: live state is read, nothing is written"
-			}
-			return tx.AppendFor(rec, KindAction, msg, nil)
-		})
-		if err != nil {
-			return err
-		}
-		if skipKind != "" {
-			r.finished(rec, skipKind)
-			log.Info("action skipped", "reason", rec.Reason)
-			return nil
-		}
-		if rec.State != StateRunning {
-			return nil // cancelled meanwhile
-		}
-		log.Info("action started", "dry_run", rec.DryRun)
-	} else {
-		err := r.journal.Update(func(tx *Tx) error {
-			rec.Resumed++
-			if err := tx.Save(rec); err != nil {
-				return err
-			}
-			return tx.AppendFor(rec, KindAction, "resumed after a restart: finished steps are not repeated, an interrupted step re-checks live state before acting", nil)
-		})
-		if err != nil {
-			return err
-		}
-		log.Info("action resumed", "steps_done", len(rec.Steps))
+	if run, err := r.begin(pol, rec); err != nil || !run {
+		return err
 	}
-
-	x := &execution{r: r, rec: rec, pol: pol, pool: pool, client: r.clients[rec.Pool], log: log}
+	x := &execution{r: r, rec: rec, pol: pol, pool: pool, client: r.clients[rec.Pool],
+		log: r.log.With("action", rec.Action, "id", rec.ID, "pool", rec.Pool, "host", rec.Host)}
 	for _, s := range steps {
-		i := slicesIndex(rec.Steps, s.name)
-		if i >= 0 && rec.Steps[i].State == StepDone {
+		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == StepDone {
 			continue
 		}
-		resumed := i >= 0
-		err := r.journal.Update(func(tx *Tx) error {
-			msg := "step " + s.name + " started"
-			if resumed {
-				rec.Steps[i].Started, rec.Steps[i].Note = tx.now(), "resumed after an interruption"
-				msg = "step " + s.name + " resumed after an interruption: re-checking live state before acting"
-			} else {
-				rec.Steps = append(rec.Steps, Step{Name: s.name, State: StepStarted, Started: tx.now()})
-			}
-			if err := tx.Save(rec); err != nil {
-				return err
-			}
-			return tx.AppendFor(rec, KindStep, msg, nil)
-		})
-		if err != nil {
+		ended, err := r.runStep(ctx, x, s)
+		if err != nil || ended || ctx.Err() != nil {
 			return err
-		}
-		i = slicesIndex(rec.Steps, s.name)
-		x.step, x.stepIdx, x.resumed = s.name, i, resumed
-
-		stepCtx, cancel := context.WithTimeout(ctx, time.Duration(pol.StepTimeout))
-		runErr := s.run(stepCtx, x)
-		cancel()
-		if ctx.Err() != nil {
-			// Shut down (or crashed) mid-step: the record stays running and
-			// the next Run resumes it.
-			log.Warn("action interrupted; it resumes at the next start", "step", s.name)
-			return nil
-		}
-		var ee *endError
-		state, note := StepDone, "done"
-		switch {
-		case runErr == nil:
-		case errors.As(runErr, &ee):
-			note = ee.reason
-		default:
-			state, note = StepFailed, runErr.Error()
-		}
-		err = r.journal.Update(func(tx *Tx) error {
-			rec.Steps[i].State, rec.Steps[i].Finished, rec.Steps[i].Note = state, tx.now(), note
-			if err := tx.Save(rec); err != nil {
-				return err
-			}
-			return tx.AppendFor(rec, KindStep, fmt.Sprintf("step %s %s: %s", s.name, state, note), nil)
-		})
-		if err != nil {
-			return err
-		}
-		switch {
-		case ee != nil:
-			return r.finish(rec, ee.state, ee.skip, ee.reason)
-		case runErr != nil:
-			return r.finish(rec, StateFailed, "", fmt.Sprintf("step %s failed: %v", s.name, runErr))
 		}
 	}
-	return r.finish(rec, StateSuccess, "", x.doneReason())
+	return r.finish(rec, StateSuccess, "", "done")
 }
 
-func slicesIndex(steps []Step, name string) int {
+// begin starts an open record and reports whether its steps are to run.
+//
+// A pending record, and a running one that had not written anything when
+// it was interrupted, goes through the gate again under the current policy
+// (which may have been reloaded, turned dry-run on, or set a hold since):
+// it is skipped, or (re)started from its first step. A running record that
+// has written resumes where it stopped, whatever the policy says now:
+// stopping a repair between disabling and re-enabling pool HA would leave
+// the pool without master failover.
+func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
+	var skipKind, msg string
+	err := r.journal.Update(func(tx *Tx) error {
+		cur, err := tx.Get(rec.ID)
+		if err != nil {
+			return err
+		}
+		*rec = *cur
+		switch {
+		case !rec.open():
+			return nil // cancelled meanwhile
+		case rec.State == StateRunning && rec.Wrote:
+			rec.Resumed++
+			msg = "resumed after a restart: finished steps are not repeated, an interrupted step re-checks live state before acting"
+			if err := tx.Put(rec); err != nil {
+				return err
+			}
+			return tx.AppendFor(rec, KindAction, msg, nil)
+		}
+		kind, reason, err := r.gate(tx, pol, rec.Action, rec.Pool, rec.Host)
+		if err != nil {
+			return err
+		}
+		if kind != "" {
+			skipKind = kind
+			return r.finishTx(tx, rec, StateSkipped, reason)
+		}
+		rec.DryRun = rec.DryRun || pol.DryRunFor(rec.Action)
+		msg = "started"
+		if rec.State == StateRunning {
+			rec.Resumed++
+			rec.Steps = nil
+			msg = "resumed after a restart; nothing was written before it stopped, so it starts again from its first step under the current policy"
+		} else {
+			rec.State, rec.Started = StateRunning, tx.now()
+		}
+		if rec.DryRun {
+			msg += " in dry-run mode: live state is read, nothing is written"
+		}
+		if err := tx.Put(rec); err != nil {
+			return err
+		}
+		return tx.AppendFor(rec, KindAction, msg, nil)
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case skipKind != "":
+		r.ended(rec, skipKind)
+		return false, nil
+	case rec.State != StateRunning:
+		return false, nil
+	}
+	logMsg := "action started"
+	if rec.Resumed > 0 {
+		logMsg = "action resumed"
+	}
+	r.log.Info(logMsg, "action", rec.Action, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
+		"dry_run", rec.DryRun, "steps_done", len(rec.Steps))
+	return true, nil
+}
+
+// runStep journals the start of a step, runs it and journals its end. A
+// step that ends the action (an error, or an endError) writes the action's
+// final state in the same transaction as its own end, so no crash can leave
+// an ended step in front of an open action. It reports whether the action
+// ended; when ctx is cancelled mid-step nothing more is written and the
+// record stays running for the next Run.
+func (r *Remediator) runStep(ctx context.Context, x *execution, s step) (bool, error) {
+	rec := x.rec
+	i := stepIndex(rec.Steps, s.name)
+	x.resumed = i >= 0
+	err := r.journal.Update(func(tx *Tx) error {
+		msg := "step " + s.name + " started"
+		if x.resumed {
+			rec.Steps[i].Started, rec.Steps[i].Note = tx.now(), "resumed after an interruption"
+			msg = "step " + s.name + " resumed after an interruption: re-checking live state before acting"
+		} else {
+			rec.Steps = append(rec.Steps, Step{Name: s.name, State: StepStarted, Started: tx.now()})
+		}
+		if err := tx.Save(rec); err != nil {
+			return err
+		}
+		return tx.AppendFor(rec, KindStep, msg, nil)
+	})
+	if err != nil {
+		return false, err
+	}
+	x.step, x.stepIdx = s.name, stepIndex(rec.Steps, s.name)
+
+	stepCtx, cancel := context.WithTimeout(ctx, time.Duration(x.pol.StepTimeout))
+	runErr := s.run(stepCtx, x)
+	cancel()
+	if ctx.Err() != nil {
+		x.log.Warn("action interrupted; it resumes at the next start", "step", s.name)
+		return false, nil
+	}
+
+	stepState, note := StepDone, "done"
+	var final, skip, reason string
+	var ee *endError
+	switch {
+	case runErr == nil:
+	case errors.As(runErr, &ee):
+		note, final, skip, reason = ee.reason, ee.state, ee.skip, ee.reason
+	default:
+		stepState, note = StepFailed, runErr.Error()
+		final, reason = StateFailed, fmt.Sprintf("step %s failed: %v", s.name, runErr)
+	}
+	err = r.journal.Update(func(tx *Tx) error {
+		st := &rec.Steps[x.stepIdx]
+		st.State, st.Finished, st.Note = stepState, tx.now(), note
+		if err := tx.Save(rec); err != nil {
+			return err
+		}
+		if err := tx.AppendFor(rec, KindStep, fmt.Sprintf("step %s %s: %s", s.name, stepState, note), nil); err != nil {
+			return err
+		}
+		if final == "" {
+			return nil
+		}
+		return r.finishTx(tx, rec, final, reason)
+	})
+	if err != nil || final == "" {
+		return false, err
+	}
+	r.ended(rec, skip)
+	return true, nil
+}
+
+func stepIndex(steps []Step, name string) int {
 	for i := range steps {
 		if steps[i].Name == name {
 			return i
@@ -246,14 +275,26 @@ func (r *Remediator) finish(rec *Record, state, skip, reason string) error {
 	if err != nil {
 		return err
 	}
-	r.finished(rec, skip)
+	r.ended(rec, skip)
+	return nil
+}
+
+// ended updates the metrics and logs once an action's final state is on
+// disk; skip is the skip reason kind of a skipped action.
+func (r *Remediator) ended(rec *Record, skip string) {
+	r.metrics.actions.WithLabelValues(rec.Action, rec.State).Inc()
+	if rec.State == StateSkipped && skip != "" {
+		r.metrics.skips.WithLabelValues(rec.Action, skip).Inc()
+	}
+	if !rec.Started.IsZero() {
+		r.metrics.duration.WithLabelValues(rec.Action).Observe(rec.Finished.Sub(rec.Started).Seconds())
+	}
 	lvl := slog.LevelInfo
-	if state == StateFailed {
+	if rec.State == StateFailed {
 		lvl = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), lvl, "action finished", "action", rec.Action, "id", rec.ID,
-		"pool", rec.Pool, "host", rec.Host, "result", state, "reason", reason)
-	return nil
+		"pool", rec.Pool, "host", rec.Host, "result", rec.State, "reason", rec.Reason)
 }
 
 // finishTx sets the final state and keeps cooldown and backoff current.
@@ -285,15 +326,4 @@ func (r *Remediator) finishTx(tx *Tx, rec *Record, state, reason string) error {
 		msg += ": " + reason
 	}
 	return tx.AppendFor(rec, KindAction, msg, nil)
-}
-
-// finished updates the metrics once a final state is on disk.
-func (r *Remediator) finished(rec *Record, skip string) {
-	r.metrics.actions.WithLabelValues(rec.Action, rec.State).Inc()
-	if rec.State == StateSkipped && skip != "" {
-		r.metrics.skips.WithLabelValues(rec.Action, skip).Inc()
-	}
-	if !rec.Started.IsZero() {
-		r.metrics.duration.WithLabelValues(rec.Action).Observe(rec.Finished.Sub(rec.Started).Seconds())
-	}
 }

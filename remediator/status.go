@@ -93,7 +93,6 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"deref": func(b *bool) bool { return b != nil && *b },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -109,7 +108,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertic
 <body>
 <h1>xsha-remediator</h1>
 <p>Mode: {{if .DryRun}}<strong>dry-run</strong>: actions read live state and journal what they would do; nothing is written.{{else}}<strong>live</strong> for the actions the policy enables.{{end}}
-Enabled actions: {{range $name, $a := .Actions}}{{$name}} (pools: {{range $i, $p := $a.Pools}}{{if $i}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}{{if deref $a.DryRun}}, dry-run{{end}}{{end}}) {{else}}none{{end}}</p>
+Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pools: {{range $j, $p := $a.Pools}}{{if $j}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}; dry-run{{end}}){{else}}none{{end}}</p>
 <h2>Holds</h2>
 {{if .Holds}}<table>
 <tr><th>Pool</th><th>Source</th><th>Since</th><th>Reason</th></tr>
@@ -138,13 +137,24 @@ func (r *Remediator) handleStatus(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	pol := r.policy.Get()
+	type actionView struct {
+		Name   string
+		Pools  []string
+		DryRun bool
+	}
+	pol := r.policy.Load()
+	var actions []actionView
+	for _, name := range actionNames {
+		if a, ok := pol.Actions[name]; ok {
+			actions = append(actions, actionView{name, a.Pools, pol.DryRunFor(name)})
+		}
+	}
 	data := struct {
 		DryRun  bool
-		Actions map[string]ActionPolicy
+		Actions []actionView
 		Holds   []Hold
 		Records []*Record
-	}{!pol.anyLive(), pol.Actions, holds, recs}
+	}{!pol.anyLive(), actions, holds, recs}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := statusTmpl.Execute(w, data); err != nil {
 		r.log.Error("rendering status page", "err", err)

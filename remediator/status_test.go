@@ -71,8 +71,8 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 
 func TestHoldAPI(t *testing.T) {
 	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
-	post := func(auth, body string) int {
-		req, _ := http.NewRequest("POST", h.srv.URL+"/api/v1/holds", strings.NewReader(body))
+	send := func(method, query, auth, body string) int {
+		req, _ := http.NewRequest(method, h.srv.URL+"/api/v1/holds"+query, strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -83,11 +83,22 @@ func TestHoldAPI(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	post := func(auth, body string) int { return send("POST", "", auth, body) }
+	del := func(auth string) int { return send("DELETE", "?pool=cluster-a", auth, "") }
 	if code := post("", `{"pool":"cluster-a","reason":"x"}`); code != 401 {
 		t.Errorf("unauthenticated hold: %d", code)
 	}
 	if code := post("Bearer "+testToken, `{"pool":"cluster-q"}`); code != 400 {
 		t.Errorf("unknown pool: %d", code)
+	}
+	if code := post("Bearer "+testToken, `{"pool":"cluster-a",`); code != 400 {
+		t.Errorf("malformed hold: %d", code)
+	}
+	if code := post("Bearer "+testToken, `{"pool":"cluster-a","until":"friday"}`); code != 400 {
+		t.Errorf("hold with an unknown field: %d", code)
+	}
+	if _, body := get(t, h.srv.URL+"/api/v1/holds"); strings.Contains(body, "cluster-a") {
+		t.Errorf("a rejected hold was set: %s", body)
 	}
 	if code := post("Bearer "+testToken, `{"pool":"cluster-a","reason":"disk swap"}`); code != 200 {
 		t.Fatalf("hold: %d", code)
@@ -101,18 +112,6 @@ func TestHoldAPI(t *testing.T) {
 	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 1 {
 		t.Errorf("hold gauge after restart = %v", got)
 	}
-	del := func(auth string) int {
-		req, _ := http.NewRequest("DELETE", h.srv.URL+"/api/v1/holds?pool=cluster-a", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	if code := del(""); code != 401 {
 		t.Errorf("unauthenticated lift: %d", code)
 	}
@@ -124,6 +123,11 @@ func TestHoldAPI(t *testing.T) {
 	}
 	if got := h.counter(h.r.metrics.hold, "cluster-a"); got != 0 {
 		t.Errorf("hold gauge after lift = %v", got)
+	}
+	// A hold that cannot be recorded is a server error, not the client's.
+	h.journal.Close()
+	if code := post("Bearer "+testToken, `{"pool":"cluster-a"}`); code != 500 {
+		t.Errorf("hold with a closed journal: %d", code)
 	}
 }
 
@@ -150,5 +154,40 @@ func TestMetricNamesAreExposed(t *testing.T) {
 		if !slices.Contains(want, n) {
 			t.Errorf("MetricNames lacks %s", n)
 		}
+	}
+}
+
+// The status page says which enabled actions would write and which only
+// record what they would do.
+func TestStatusPageShowsDryRunPerAction(t *testing.T) {
+	for _, tc := range []struct {
+		name, policy string
+		want, not    []string
+	}{
+		{"default policy", "", []string{"<strong>dry-run</strong>", "Enabled actions: none"}, []string{"<strong>live</strong>"}},
+		{"dry-run with one action live", `
+actions:
+  enable_pool_ha: {alerts: [A], pools: [cluster-a]}
+  rejoin_host: {alerts: [B], pools: [cluster-a], dry_run: false}`,
+			[]string{"<strong>live</strong>", "enable_pool_ha (pools: cluster-a; dry-run); rejoin_host (pools: cluster-a)</p>"},
+			[]string{"rejoin_host (pools: cluster-a; dry-run)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.policy, newFakePool("cluster-a"))
+			code, page := get(t, h.srv.URL+"/")
+			if code != 200 {
+				t.Fatalf("%d", code)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(page, s) {
+					t.Errorf("status page lacks %q", s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(page, s) {
+					t.Errorf("status page shows %q", s)
+				}
+			}
+		})
 	}
 }

@@ -36,15 +36,6 @@ type execution struct {
 	// the step was interrupted before and runs again.
 	stepIdx int
 	resumed bool
-	// noop is set when the action found nothing to do.
-	noop string
-}
-
-func (x *execution) doneReason() string {
-	if x.noop != "" {
-		return x.noop
-	}
-	return "done"
 }
 
 // journal appends an entry about the action.
@@ -242,9 +233,10 @@ func rejoined(h xapi.Host) bool {
 }
 
 // disablePoolHAStep switches pool HA off. stillNeeded is asked on fresh
-// state before the call; when it says no, the action ends as a success with
-// its reason (the problem went away by itself).
-func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) (bool, string)) step {
+// state before the call; when it returns an error (an endError: the problem
+// went away by itself, or the target is gone), the action ends with it and
+// the pool is left untouched.
+func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) step {
 	return step{name: stepDisablePoolHA, run: func(ctx context.Context, x *execution) error {
 		s, err := x.read(ctx, "before disabling pool HA")
 		if err != nil {
@@ -253,9 +245,8 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) (bool, string)) step {
 		if !s.HAEnabled {
 			return x.journal(KindNote, "pool HA is already off", nil)
 		}
-		if ok, why := stillNeeded(s); !ok {
-			x.noop = why
-			return end(StateSuccess, "", why)
+		if err := stillNeeded(s); err != nil {
+			return err
 		}
 		if err := x.call(ctx, "pool.disable_ha", nil, x.client.DisableHA, xapi.CodeHANotEnabled); err != nil && !errors.Is(err, errNoAnswer) {
 			return err
@@ -345,13 +336,35 @@ func verifyStep(host string) step {
 	}}
 }
 
+// checkRepair ends the check step of a repair that switches pool HA off
+// to bring host back (clear_emergency_mode, rejoin_host): the automatic
+// holds; then, since pool HA goes off first, that it could be switched on
+// again once the host is back; in dry-run mode it ends the action with the
+// plan: the writes given, the wait for the host, and pool.enable_ha.
+func checkRepair(ctx context.Context, x *execution, s *xapi.Snapshot, host string, writes ...string) error {
+	if err := x.holds(ctx, s, host); err != nil {
+		return err
+	}
+	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
+		return end(StateSkipped, skipPrecondition,
+			"precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
+	}
+	if x.rec.DryRun {
+		return end(StateDryRun, "", planText(slices.Concat(writes, []string{
+			fmt.Sprintf("wait until the master sees %s live as a slave", host),
+			"check enable_pool_ha's preconditions and " + enableCall(x, s),
+		})...))
+	}
+	return nil
+}
+
 // planText describes the writes a dry run would have made.
 func planText(steps ...string) string {
 	return "dry-run: would " + strings.Join(steps, ", then ")
 }
 
+// enableCall describes the pool.enable_ha call a dry run would have made.
 func enableCall(x *execution, s *xapi.Snapshot) string {
-	cfg := x.pol.haConfiguration()
-	c := fmt.Sprintf("call pool.enable_ha(heartbeat_srs=[%s (%s)], configuration=%v)", s.HeartbeatSR.UUID, s.HeartbeatSR.Name, cfg)
-	return c
+	return fmt.Sprintf("call pool.enable_ha(heartbeat_srs=[%s (%s)], configuration=%v)",
+		s.HeartbeatSR.UUID, s.HeartbeatSR.Name, x.pol.haConfiguration())
 }

@@ -78,13 +78,22 @@ func validateAlert(a template.Alert) error {
 	return nil
 }
 
-// authorize checks credentials and answers 401 when they are missing or wrong.
-func (r *Remediator) authorize(w http.ResponseWriter, req *http.Request) bool {
+// authenticated reports whether the request carries valid credentials;
+// when it does not, it sets the WWW-Authenticate challenge of the answer.
+func (r *Remediator) authenticated(w http.ResponseWriter, req *http.Request) bool {
 	if r.auth.Authenticate(req) {
 		return true
 	}
 	if c := r.auth.Challenge(); c != "" {
 		w.Header().Set("WWW-Authenticate", c)
+	}
+	return false
+}
+
+// authorize answers 401 unless the request carries valid credentials.
+func (r *Remediator) authorize(w http.ResponseWriter, req *http.Request) bool {
+	if r.authenticated(w, req) {
+		return true
 	}
 	httpError(w, http.StatusUnauthorized, "authentication required")
 	return false
@@ -105,10 +114,7 @@ func (r *Remediator) handleWebhook(w http.ResponseWriter, req *http.Request) {
 		reject(webhookMethodNotAllowed, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	if !r.auth.Authenticate(req) {
-		if c := r.auth.Challenge(); c != "" {
-			w.Header().Set("WWW-Authenticate", c)
-		}
+	if !r.authenticated(w, req) {
 		reject(webhookUnauthorized, http.StatusUnauthorized, "authentication required")
 		return
 	}

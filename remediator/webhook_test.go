@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,22 +114,103 @@ func TestWebhookToleratesUnknownFields(t *testing.T) {
 	}
 }
 
-func TestBasicAuth(t *testing.T) {
-	a, err := NewBasicAuth("am", "pw")
+func TestAuthenticators(t *testing.T) {
+	bearer, err := NewBearerAuth("tok")
 	if err != nil {
 		t.Fatal(err)
 	}
+	basic, err := NewBasicAuth("am", "p:w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	either := AnyAuth{bearer, basic}
 	for _, tc := range []struct {
-		user, pw string
-		want     bool
-	}{{"am", "pw", true}, {"am", "px", false}, {"xm", "pw", false}, {"", "", false}} {
-		req, _ := http.NewRequest("POST", "/", nil)
-		req.SetBasicAuth(tc.user, tc.pw)
-		if got := a.Authenticate(req); got != tc.want {
-			t.Errorf("%s:%s: got %v", tc.user, tc.pw, got)
-		}
+		name string
+		auth Authenticator
+		set  func(r *http.Request)
+		want bool
+	}{
+		{"bearer", bearer, func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok") }, true},
+		{"bearer, scheme in lower case", bearer, func(r *http.Request) { r.Header.Set("Authorization", "bearer tok") }, true},
+		{"bearer, wrong token", bearer, func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok2") }, false},
+		{"bearer, token prefix", bearer, func(r *http.Request) { r.Header.Set("Authorization", "Bearer to") }, false},
+		{"bearer, no scheme", bearer, func(r *http.Request) { r.Header.Set("Authorization", "tok") }, false},
+		{"bearer, none", bearer, func(*http.Request) {}, false},
+		{"basic", basic, func(r *http.Request) { r.SetBasicAuth("am", "p:w") }, true},
+		{"basic, wrong password", basic, func(r *http.Request) { r.SetBasicAuth("am", "p:x") }, false},
+		{"basic, wrong user", basic, func(r *http.Request) { r.SetBasicAuth("xm", "p:w") }, false},
+		{"basic, empty", basic, func(r *http.Request) { r.SetBasicAuth("", "") }, false},
+		{"either, bearer", either, func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok") }, true},
+		{"either, basic", either, func(r *http.Request) { r.SetBasicAuth("am", "p:w") }, true},
+		{"either, wrong", either, func(r *http.Request) { r.SetBasicAuth("am", "tok") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", "/", nil)
+			tc.set(req)
+			if got := tc.auth.Authenticate(req); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := either.Challenge(); got != `Bearer realm="xsha-remediator", Basic realm="xsha-remediator"` {
+		t.Errorf("challenge %q", got)
 	}
 }
+
+func TestCredentialFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bearerReq := func(tok string) *http.Request {
+		r, _ := http.NewRequest("POST", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		return r
+	}
+	basicReq := func(u, p string) *http.Request {
+		r, _ := http.NewRequest("POST", "/", nil)
+		r.SetBasicAuth(u, p)
+		return r
+	}
+	for _, tc := range []struct {
+		name, content string
+		read          func(path string) (Authenticator, error)
+		ok            *http.Request
+		err           string
+	}{
+		{"token with a trailing newline", "tok\n", readBearer, bearerReq("tok"), ""},
+		{"empty token", " \n", readBearer, nil, "bearer token is empty"},
+		{"user:password, only the first line", "am:p:w\r\nignored\n", readBasic, basicReq("am", "p:w"), ""},
+		{"no colon", "am\n", readBasic, nil, "want user:password"},
+		{"empty password", "am:\n", readBasic, nil, "must not be empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := tc.read(write("cred", tc.content))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.Authenticate(tc.ok) {
+				t.Error("the credentials in the file are refused")
+			}
+		})
+	}
+	if _, err := ReadBearerTokenFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing token file is accepted")
+	}
+}
+
+func readBearer(path string) (Authenticator, error) { return ReadBearerTokenFile(path) }
+func readBasic(path string) (Authenticator, error)  { return ReadBasicAuthFile(path) }
 
 // FuzzWebhook feeds arbitrary bodies to the decoder: it must never panic,
 // and whatever it accepts must be a usable version 4 message whose every

@@ -76,7 +76,7 @@ func run() int {
 	cfg := store.Get()
 	pol, err := loadPolicy(*policyFile, cfg)
 	if err != nil {
-		logger.Error("cannot load the policy", "file", *policyFile, "err", err)
+		logger.Error("cannot load the policy", "err", err)
 		return 1
 	}
 	auth, err := authenticator(*tokenFile, *basicFile, *noAuth, logger)
@@ -91,32 +91,19 @@ func run() int {
 	}
 	defer journal.Close()
 
-	xm := xapi.NewMetrics(reg)
-	clients := map[string]remediator.PoolClient{}
-	var xcs []*xapi.Client
-	for _, p := range cfg.Pools {
-		c := xapi.NewClient(p, xapi.ClientOptions{Logger: logger, Metrics: xm})
-		clients[p.Name], xcs = c, append(xcs, c)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, c := range xcs {
-			_ = c.Close(ctx)
-		}
-	}()
-
+	clients, closeClients := xapiClients(cfg, reg, logger)
+	defer closeClients()
 	var maintenance remediator.MaintenanceSource
 	if cfg.CloudStack != nil {
 		poller, err := cloudstack.NewPoller(*cfg.CloudStack, logger)
 		if err != nil {
-			logger.Error("CloudStack", "err", err)
+			logger.Error("cannot set up the CloudStack client", "err", err)
 			return 1
 		}
 		maintenance = remediator.NewCloudStackMaintenance(poller)
 	}
 	rem, err := remediator.New(remediator.Options{
-		Config: cfg, Policy: remediator.NewPolicyStore(pol), Journal: journal, Clients: clients,
+		Config: cfg, Policy: pol, Journal: journal, Clients: clients,
 		Maintenance: maintenance, Auth: auth, MaxBodyBytes: int64(*maxBody),
 		Registerer: reg, Logger: logger,
 	})
@@ -125,7 +112,33 @@ func run() int {
 		return 1
 	}
 	logger.Info("policy loaded", "dry_run", pol.DryRun, "actions", len(pol.Actions))
+	return serve(rem, reg, webFlags, logger, func() (*remediator.Policy, error) { return loadPolicy(*policyFile, cfg) })
+}
 
+// xapiClients returns one XAPI client per configured pool and a function
+// that logs them all out.
+func xapiClients(cfg *config.Config, reg prometheus.Registerer, logger *slog.Logger) (map[string]remediator.PoolClient, func()) {
+	xm := xapi.NewMetrics(reg)
+	clients := map[string]remediator.PoolClient{}
+	var xcs []*xapi.Client
+	for _, p := range cfg.Pools {
+		c := xapi.NewClient(p, xapi.ClientOptions{Logger: logger, Metrics: xm})
+		clients[p.Name], xcs = c, append(xcs, c)
+	}
+	return clients, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, c := range xcs {
+			_ = c.Close(ctx)
+		}
+	}
+}
+
+// serve runs the pool runners and the HTTP server until SIGINT or SIGTERM,
+// reloading the policy on SIGHUP, and returns the exit code. A running
+// action is interrupted at shutdown and resumes at the next start.
+func serve(rem *remediator.Remediator, reg *prometheus.Registry, webFlags *web.FlagConfig, logger *slog.Logger,
+	reload func() (*remediator.Policy, error)) int {
 	router := mux.NewRouter()
 	router.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	router.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "Healthy.") })
@@ -138,16 +151,16 @@ func run() int {
 	})
 	rem.Register(router)
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runDone := make(chan struct{})
 	go func() {
 		defer close(runDone)
-		_ = rem.Run(ctx)
+		rem.Run(ctx)
 	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
 	errc := make(chan error, 1)
@@ -157,9 +170,9 @@ loop:
 	for {
 		select {
 		case <-hup:
-			p, err := loadPolicy(*policyFile, cfg)
+			p, err := reload()
 			if err != nil {
-				logger.Error("policy reload failed; the running policy stays", "file", *policyFile, "err", err)
+				logger.Error("policy reload failed; the running policy stays", "err", err)
 				continue
 			}
 			rem.SetPolicy(p)
@@ -182,13 +195,15 @@ loop:
 	return code
 }
 
+// loadPolicy reads the policy file and checks that every pool it names is
+// configured.
 func loadPolicy(path string, cfg *config.Config) (*remediator.Policy, error) {
 	p, err := remediator.LoadPolicy(path)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = p.CheckPools(cfg)
 	}
-	if err := p.CheckPools(cfg); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
 	}
 	return p, nil
 }

@@ -213,6 +213,8 @@ func TestProgramRefusesToStart(t *testing.T) {
 		{"no authentication", []string{"--config.file=" + cfg, "--policy.file=" + policy, journal}, "--webhook.bearer-token-file"},
 		{"policy names an unknown pool", []string{"--config.file=" + cfg, "--policy.file=" + bad, "--webhook.bearer-token-file=" + token, journal}, "cluster-z"},
 		{"missing token file", []string{"--config.file=" + cfg, "--policy.file=" + policy, "--webhook.bearer-token-file=" + filepath.Join(dir, "nope"), journal}, "bearer token file"},
+		{"no-auth with a token file", []string{"--config.file=" + cfg, "--policy.file=" + policy, "--webhook.bearer-token-file=" + token, "--webhook.no-auth", journal}, "contradicts"},
+		{"malformed policy", []string{"--config.file=" + cfg, "--policy.file=" + token, "--webhook.bearer-token-file=" + token, journal}, "policy file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, append(tc.args, "--web.listen-address=127.0.0.1:0")...)
