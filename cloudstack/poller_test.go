@@ -267,6 +267,34 @@ func TestRunStopsDuringAHangingCall(t *testing.T) {
 	}
 }
 
+// A call that hangs fails the poll after cfg.Timeout, although the poll's
+// own context never ends.
+func TestPollTimesOutAHangingCall(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(ts.Close)
+	cfg := config.CloudStack{URL: ts.URL, APIKey: "k", SecretKey: "s", Interval: model.Duration(time.Hour), Timeout: model.Duration(50 * time.Millisecond)}
+	p, err := NewPoller(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Poll(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "listConfigurations") {
+			t.Errorf("poll of a hanging server: %v, want listConfigurations to fail", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the poll still hangs; the call timeout is not applied")
+	}
+	if s := p.Snapshot(); s.Up {
+		t.Error("snapshot up after a timed-out poll")
+	}
+}
+
 // More hosts than one page holds are all read.
 func TestPollPages(t *testing.T) {
 	sc := scenario.Default()

@@ -108,6 +108,9 @@ func (s Secret) String() string {
 	return "<secret>"
 }
 
+// GoString hides the value from %#v.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
 // MarshalYAML hides the value.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 

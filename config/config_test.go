@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -126,7 +127,7 @@ func TestSecretsNeverMarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, out := range []string{string(y), string(j), c.Pools[0].Password.String()} {
+	for _, out := range []string{string(y), string(j), c.Pools[0].Password.String(), fmt.Sprintf("%v %+v %#v %s", c, c.Pools[0], c.Pools[0], c.Pools[0].Password)} {
 		if strings.Contains(out, "hunter2") {
 			t.Errorf("secret leaked: %s", out)
 		}

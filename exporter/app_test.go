@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -155,16 +154,7 @@ func TestReadyAfterFirstAttempt(t *testing.T) {
 	defer a.Stop()
 	// Nothing listens: the first attempt fails quickly and the pool is
 	// reported down, which is an answer.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if ok, _ := a.Ready(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not ready after the first failed attempt")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "ready after the first failed attempt", func() bool { ok, _ := a.Ready(); return ok })
 	s := a.Pools().Snapshots()[0]
 	if s.Up || s.LastError == "" {
 		t.Errorf("pool with nothing listening: up=%v err=%q", s.Up, s.LastError)

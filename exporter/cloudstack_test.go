@@ -82,7 +82,7 @@ xenserver_ha_heartbeat_sr_cloudstack_primary_storage{pool="pool-b"} 1
 		t.Error(err)
 	}
 
-	got := csGather(t, c)
+	got := gatherValues(t, c)
 	for _, tc := range []struct {
 		family, host string
 		states       []string
@@ -113,7 +113,7 @@ xenserver_ha_heartbeat_sr_cloudstack_primary_storage{pool="pool-b"} 1
 func TestCloudStackCollectorBlankAlertWait(t *testing.T) {
 	s := csSnapshot()
 	s.AlertWait, s.AlertWaitSet = cloudstack.DefaultAlertWait, false
-	got := csGather(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
+	got := gatherValues(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
 	if got["cloudstack_alert_wait_seconds"] != 1800 || got["cloudstack_alert_wait_set"] != 0 {
 		t.Errorf("blank alert.wait: seconds %v set %v, want 1800 and 0", got["cloudstack_alert_wait_seconds"], got["cloudstack_alert_wait_set"])
 	}
@@ -122,7 +122,7 @@ func TestCloudStackCollectorBlankAlertWait(t *testing.T) {
 func TestCloudStackCollectorDown(t *testing.T) {
 	s := csSnapshot()
 	s.Up, s.LastError = false, "listHosts: connection refused"
-	got := csGather(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
+	got := gatherValues(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
 	if len(got) != 1 || got["cloudstack_up"] != 0 {
 		t.Errorf("down: %v, want only cloudstack_up 0", got)
 	}
@@ -193,8 +193,8 @@ func TestCloudStackOutageLeavesXenServerMetrics(t *testing.T) {
 	reg.MustRegister(NewXenServerCollector(xs), csc)
 
 	var before map[string]float64
-	csWait(t, "CloudStack polled", func() bool {
-		before = csGather(t, reg)
+	waitUntil(t, "CloudStack polled", func() bool {
+		before = gatherValues(t, reg)
 		return before["cloudstack_up"] == 1
 	})
 	for key, want := range map[string]float64{
@@ -215,8 +215,8 @@ func TestCloudStackOutageLeavesXenServerMetrics(t *testing.T) {
 
 	ts.Close()
 	var after map[string]float64
-	csWait(t, "outage seen", func() bool {
-		after = csGather(t, reg)
+	waitUntil(t, "outage seen", func() bool {
+		after = gatherValues(t, reg)
 		return after["cloudstack_up"] == 0
 	})
 	for key, v := range before {
@@ -242,56 +242,6 @@ func TestCloudStackMetricNames(t *testing.T) {
 			t.Errorf("MetricNames lacks %s", want)
 		}
 	}
-}
-
-// csWait polls cond with a generous deadline.
-func csWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within 30s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// csGather collects through a pedantic registry (which checks the metrics
-// against Describe) and returns series -> value.
-func csGather(t *testing.T, c prometheus.Collector) map[string]float64 {
-	t.Helper()
-	var g prometheus.Gatherer
-	if reg, ok := c.(*prometheus.Registry); ok {
-		g = reg
-	} else {
-		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(c)
-		g = reg
-	}
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var parts []string
-			for _, l := range m.GetLabel() {
-				parts = append(parts, l.GetName()+`="`+l.GetValue()+`"`)
-			}
-			key := mf.GetName()
-			if len(parts) > 0 {
-				key += "{" + strings.Join(parts, ",") + "}"
-			}
-			switch {
-			case m.GetGauge() != nil:
-				out[key] = m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				out[key] = m.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
 }
 
 // labConfig writes the lab's xsha configuration with short intervals for
@@ -352,7 +302,7 @@ func TestSeedTimelineMetrics(t *testing.T) {
 	defer app.Stop()
 
 	var m map[string]float64
-	scrape := func() map[string]float64 { m = csGather(t, reg); return m }
+	scrape := func() map[string]float64 { m = gatherValues(t, reg); return m }
 	hostState := func(cluster, host, state string) float64 {
 		return m[`cloudstack_host_state{cluster="`+cluster+`",host="`+host+`",state="`+state+`"}`]
 	}

@@ -39,7 +39,7 @@ func TestCollectorValues(t *testing.T) {
 	c := NewXenServerCollector(staticSource{upSnapshot()})
 	c.now = func() time.Time { return testNow }
 	want := `
-# HELP xenserver_host_role The host's own view from a login probe on its address: master (login accepted), slave (HOST_IS_SLAVE), emergency (another XAPI error, e.g. emergency mode), unreachable; one series per role, the current one 1.
+# HELP xenserver_host_role The host's own view from a login probe on its address: master (login accepted), slave (HOST_IS_SLAVE), emergency (any other XAPI error: emergency mode, still booting), unreachable (no answer); one series per role, the current one 1. Absent before the first probe and while the host refuses the credentials (SESSION_AUTHENTICATION_FAILED).
 # TYPE xenserver_host_role gauge
 xenserver_host_role{host="xs-a1",pool="cluster-a",role="emergency"} 0
 xenserver_host_role{host="xs-a1",pool="cluster-a",role="master"} 1
@@ -87,6 +87,49 @@ xenserver_host_role{host="xs-a2",pool="cluster-a",role="unreachable"} 0
 		} else if g != v {
 			t.Errorf("%s = %v, want %v", series, g, v)
 		}
+	}
+}
+
+// TestCollectorHostRole: the role is a state set over every role with
+// exactly one series at 1, or no series at all while the role is unknown.
+func TestCollectorHostRole(t *testing.T) {
+	tests := []struct {
+		name  string
+		probe xapi.Probe
+		want  xapi.Role // "" = no series
+	}{
+		{"master", xapi.Probe{Role: xapi.RoleMaster}, xapi.RoleMaster},
+		{"slave", xapi.Probe{Role: xapi.RoleSlave, MasterAddress: "127.0.1.1"}, xapi.RoleSlave},
+		{"emergency", xapi.Probe{Role: xapi.RoleEmergency, Error: []string{"HOST_STILL_BOOTING"}}, xapi.RoleEmergency},
+		{"unreachable", xapi.Probe{Role: xapi.RoleUnreachable, Error: []string{"connection refused"}}, xapi.RoleUnreachable},
+		{"not probed yet", xapi.Probe{}, ""},
+		{"credentials refused", xapi.Probe{Error: []string{"SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := upSnapshot()
+			s.Hosts[1].Probe = tt.probe
+			got := gatherValues(t, NewXenServerCollector(staticSource{s}))
+			n, ones := 0, 0
+			for _, r := range xapi.Roles {
+				v, ok := got[`xenserver_host_role{host="xs-a2",pool="cluster-a",role="`+string(r)+`"}`]
+				if ok {
+					n++
+				}
+				if v == 1 {
+					ones++
+					if r != tt.want {
+						t.Errorf("role %s is 1, want %q", r, tt.want)
+					}
+				}
+			}
+			switch {
+			case tt.want == "" && n != 0:
+				t.Errorf("%d role series for an unknown role, want none", n)
+			case tt.want != "" && (n != len(xapi.Roles) || ones != 1):
+				t.Errorf("%d role series with %d at 1, want %d with exactly one", n, ones, len(xapi.Roles))
+			}
+		})
 	}
 }
 

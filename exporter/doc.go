@@ -7,7 +7,8 @@
 // and one pool down or hanging never delays or blanks another. While a pool
 // is down, xenserver_pool_up is 0 and the other xenserver_* values are the
 // last view, whose age xsha_pool_state_age_seconds gives; xenserver_host_role
-// comes from the probes, which go on regardless.
+// comes from the probes, which go on regardless (a host has no role series
+// before its first probe, nor while it refuses the credentials).
 //
 // Endpoints:
 //   - /metrics: every metric, including the process's own.

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,6 +41,7 @@ func TestLabBaseline(t *testing.T) {
 		want := map[string]float64{
 			`xenserver_pool_ha_enabled{pool="` + p + `"}`:            0,
 			`xenserver_pool_ha_overcommitted{pool="` + p + `"}`:      0,
+			`xenserver_pool_ha_timeout_seconds{pool="` + p + `"}`:    60, // xapi's default: nothing configured
 			`xenserver_pool_ha_plan_exists_for{pool="` + p + `"}`:    0,
 			`xenserver_pool_master_changes_total{pool="` + p + `"}`:  0,
 			`xenserver_ha_heartbeat_sr_present{pool="` + p + `"}`:    1,
@@ -110,10 +110,9 @@ func TestLabFaults(t *testing.T) {
 	t.Log("HA enabled with the heartbeat SR")
 	enable()
 	e.waitValue(`xenserver_pool_ha_enabled{`+p+`}`, 1)
-	v := e.waitValue(`xenserver_pool_ha_timeout_seconds{`+p+`}`, 180)
+	e.waitValue(`xenserver_pool_ha_timeout_seconds{`+p+`}`, 180)
 	e.waitValue(`xenserver_ha_heartbeat_sr_statefile{`+p+`}`, 1)
 	e.waitValue(`xenserver_host_ha_statefile_access{host="xs-a2",`+p+`}`, 1)
-	_ = v
 
 	t.Log("HA switched off out of band")
 	if err := e.lab.DisablePoolHA("cluster-a"); err != nil {
@@ -127,7 +126,7 @@ func TestLabFaults(t *testing.T) {
 	if err := e.lab.UnplugHeartbeatSR("xs-a2"); err != nil {
 		t.Fatal(err)
 	}
-	v = e.waitValue(`xenserver_ha_heartbeat_sr_attached{host="xs-a2",`+p+`}`, 0)
+	v := e.waitValue(`xenserver_ha_heartbeat_sr_attached{host="xs-a2",`+p+`}`, 0)
 	if v[`xenserver_ha_heartbeat_sr_attached{host="xs-a3",`+p+`}`] != 1 {
 		t.Error("unplugging on xs-a2 changed xs-a3")
 	}
@@ -196,8 +195,9 @@ func TestLabFaults(t *testing.T) {
 }
 
 // TestLabIsolatedPool: with cluster-b's master cut off (it accepts
-// connections and never answers), scrapes stay fast and cluster-a's metrics
-// stay present and current.
+// connections and never answers), cluster-a's metrics stay present and
+// current and cluster-b keeps its last view. BenchmarkScrapeWhilePoolHangs
+// measures the scrape time meanwhile.
 func TestLabIsolatedPool(t *testing.T) {
 	e := startLab(t, testScenario())
 	e.waitValue(`xenserver_pool_up{pool="cluster-a"}`, 1)
@@ -218,15 +218,6 @@ func TestLabIsolatedPool(t *testing.T) {
 	// cluster-b keeps its last view rather than going blank.
 	if _, ok := v[`xenserver_pool_ha_enabled{pool="cluster-b"}`]; !ok {
 		t.Error("cluster-b's last view is gone")
-	}
-	// A scrape never waits for the hanging host: far below the 2 s call
-	// timeout even on a loaded machine.
-	for i := 0; i < 20; i++ {
-		start := time.Now()
-		e.values()
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("a scrape took %s while a pool hangs", d)
-		}
 	}
 	if err := e.lab.Reconnect("xs-b1"); err != nil {
 		t.Fatal(err)
@@ -282,16 +273,6 @@ func TestLabReload(t *testing.T) {
 		}
 		return true
 	})
-	waitLab := func(what string, f func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !f() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-	}
-	waitLab("cluster-a's session logged out", func() bool { return e.labSessions("cluster-a") == 0 })
-	waitLab("one session on cluster-b", func() bool { return e.labSessions("cluster-b") == 1 })
+	waitUntil(t, "cluster-a's session logged out", func() bool { return e.labSessions("cluster-a") == 0 })
+	waitUntil(t, "one session on cluster-b", func() bool { return e.labSessions("cluster-b") == 1 })
 }

@@ -103,6 +103,18 @@ func (e *labEnv) values() map[string]float64 {
 	return gatherValues(e.t, e.reg)
 }
 
+// waitUntil polls cond with a generous deadline.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitFor polls the metrics until cond holds, with a generous deadline.
 func (e *labEnv) waitFor(what string, cond func(v map[string]float64) bool) map[string]float64 {
 	e.t.Helper()
@@ -147,6 +159,18 @@ func dump(v map[string]float64) string {
 	}
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
+}
+
+// calls is every XAPI call the exporter counted for pool
+// (xsha_xapi_calls_total, all methods).
+func (e *labEnv) calls(pool string) float64 {
+	var n float64
+	for k, v := range e.values() {
+		if strings.HasPrefix(k, "xsha_xapi_calls_total{") && strings.Contains(k, `pool="`+pool+`"`) {
+			n += v
+		}
+	}
+	return n
 }
 
 // labCalls is every XAPI call the lab served on pool's hosts.

@@ -46,11 +46,11 @@ var (
 	poolHAOvercommitted = newMetric(gauge, "xenserver_pool_ha_overcommitted",
 		"pool.ha_overcommitted: 1 when no plan exists for ha_host_failures_to_tolerate failures.", "pool")
 	poolHATimeout = newMetric(gauge, "xenserver_pool_ha_timeout_seconds",
-		"pool.ha_configuration[\"timeout\"] in seconds (0 when unset: xapi then uses its default of 60 s).", "pool")
+		"HA timeout T xapi uses: pool.ha_configuration[\"timeout\"], else pool.other_config[\"default_ha_timeout\"], else 60 s. xapi keeps ha_configuration after disable_ha.", "pool")
 	poolMasterInfo = newMetric(gauge, "xenserver_pool_master_info",
 		"The host pool.master points at (name_label, uuid, address); always 1.", "pool", "host", "host_uuid", "address")
 	poolMasterChanges = newMetric(counter, "xenserver_pool_master_changes_total",
-		"Changes of pool.master observed by this exporter since it started.", "pool")
+		"Changes of pool.master observed by this exporter since it started watching the pool (at start, or when the pool's configuration changed).", "pool")
 	hbPresent = newMetric(gauge, "xenserver_ha_heartbeat_sr_present",
 		"1 when an SR whose name_label is the configured heartbeat SR exists.", "pool")
 	hbInfo = newMetric(gauge, "xenserver_ha_heartbeat_sr_info",
@@ -70,7 +70,7 @@ var (
 	hostEnabled = newMetric(gauge, "xenserver_host_enabled",
 		"host.enabled (every new master disables all hosts until they re-enable).", "pool", "host")
 	hostRole = newMetric(gauge, "xenserver_host_role",
-		"The host's own view from a login probe on its address: master (login accepted), slave (HOST_IS_SLAVE), emergency (another XAPI error, e.g. emergency mode), unreachable; one series per role, the current one 1.", "pool", "host", "role")
+		"The host's own view from a login probe on its address: master (login accepted), slave (HOST_IS_SLAVE), emergency (any other XAPI error: emergency mode, still booting), unreachable (no answer); one series per role, the current one 1. Absent before the first probe and while the host refuses the credentials (SESSION_AUTHENTICATION_FAILED).", "pool", "host", "role")
 	hostHotfix = newMetric(gauge, "xenserver_host_hotfix_applied",
 		"1 when a required hotfix is applied on the host: pool_patch.name_label with an applied host_patch (6.x), pool_update.name_label in host.updates (7.x), or for XS62ESP1004 also host.API_version >= 2.2 (roll-ups).", "pool", "host", "hotfix")
 	hostStatefile = newMetric(gauge, "xenserver_host_ha_statefile_access",

@@ -2,7 +2,7 @@ package xapi
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sort"
 	"strconv"
 	"time"
@@ -15,6 +15,22 @@ const (
 	hotfixXS62ESP1004     = "XS62ESP1004"
 	hotfixXS62ESP1004UUID = "996dd2e7-ad95-49cc-a0be-2c9adc4dfb0b"
 )
+
+// defaultHATimeout is xapi's HA timeout when neither the pool's HA
+// configuration nor its other_config sets one (ha_default_timeout_base).
+const defaultHATimeout = 60 * time.Second
+
+// haTimeout is the HA timeout T xapi uses for p, as Timeouts.get_base_t
+// reads it: ha_configuration["timeout"], else
+// other_config["default_ha_timeout"], else 60 s.
+func haTimeout(p poolRec) time.Duration {
+	for _, v := range []string{p.HAConfiguration["timeout"], p.DefaultHATimeout} {
+		if t, err := strconv.ParseFloat(v, 64); err == nil && t > 0 {
+			return time.Duration(t * float64(time.Second))
+		}
+	}
+	return defaultHATimeout
+}
 
 // cache holds one pool's records, filled by a full read and kept current by
 // events.
@@ -38,8 +54,13 @@ func newCache() *cache {
 		srs: newSRTable(), pbds: newPBDTable(), vms: newVMTable(),
 		poolPatches: newPoolPatchTable(), hostPatches: newHostPatchTable(), poolUpdates: newPoolUpdateTable(),
 	}
-	c.stores = []store{c.pool, c.hosts, c.hostMetrics, c.srs, c.pbds, c.vms}
+	c.stores = c.common()
 	return c
+}
+
+// common are the classes every XAPI version has.
+func (c *cache) common() []store {
+	return []store{c.pool, c.hosts, c.hostMetrics, c.srs, c.pbds, c.vms}
 }
 
 // classes are the event classes to subscribe to.
@@ -55,27 +76,27 @@ func (c *cache) classes() []string {
 // API 2.6, and later); older ones have pool_patch and host_patch.
 func hasUpdates(major, minor int64) bool { return major > 2 || (major == 2 && minor >= 6) }
 
-// load reads every class afresh. The host table decides which hotfix
-// classes the pool has.
+// load reads every class afresh. The master's API version decides which
+// hotfix classes the pool has.
 func (c *cache) load(ctx context.Context, s *session) error {
-	for _, st := range []store{c.pool, c.hosts, c.hostMetrics, c.srs, c.pbds, c.vms} {
+	common := c.common()
+	for _, st := range common {
 		if err := st.load(ctx, s); err != nil {
 			return err
 		}
 	}
-	c.stores = []store{c.pool, c.hosts, c.hostMetrics, c.srs, c.pbds, c.vms}
+	hotfixes := []store{c.poolPatches, c.hostPatches}
+	c.poolUpdates.rows = nil
 	if c.modern() {
-		c.stores = append(c.stores, c.poolUpdates)
+		hotfixes = []store{c.poolUpdates}
 		c.poolPatches.rows, c.hostPatches.rows = nil, nil
-	} else {
-		c.stores = append(c.stores, c.poolPatches, c.hostPatches)
-		c.poolUpdates.rows = nil
 	}
-	for _, st := range c.stores[6:] {
+	for _, st := range hotfixes {
 		if err := st.load(ctx, s); err != nil {
 			return err
 		}
 	}
+	c.stores = append(common, hotfixes...)
 	return nil
 }
 
@@ -94,14 +115,6 @@ func (c *cache) onePool() (poolRec, bool) {
 		return p, true
 	}
 	return poolRec{}, false
-}
-
-// poolRef returns the ref of the pool object.
-func (c *cache) poolRef() string {
-	for r := range c.pool.rows {
-		return r
-	}
-	return ""
 }
 
 // apply applies one batch of events.
@@ -124,16 +137,14 @@ func (c *cache) apply(events []event) error {
 func (c *cache) build(cfg config.Pool) (*Snapshot, error) {
 	p, ok := c.onePool()
 	if !ok {
-		return nil, fmt.Errorf("pool.get_all_records returned no pool")
+		return nil, errors.New("pool.get_all_records returned no pool")
 	}
 	s := &Snapshot{
 		Pool: cfg.Name, PoolUUID: p.UUID, HAEnabled: p.HAEnabled,
 		HAHostFailuresToTolerate: p.HAHostFailuresToTolerate, HAPlanExistsFor: p.HAPlanExistsFor,
 		HAOvercommitted: p.HAOvercommitted, HAStatefiles: p.HAStatefiles,
 	}
-	if t, err := strconv.ParseFloat(p.HAConfiguration["timeout"], 64); err == nil && t > 0 {
-		s.HATimeout = time.Duration(t * float64(time.Second))
-	}
+	s.HATimeout = haTimeout(p)
 	// Hotfix names by pool_patch / pool_update ref.
 	patchName := func(r patchRec) string {
 		if r.UUID == hotfixXS62ESP1004UUID {

@@ -13,7 +13,7 @@ func testPool() config.Pool {
 	return config.Pool{Name: "cluster-a", HeartbeatSR: "MGMT-HA", RequiredHotfixes: []string{"XS62ESP1004", "XS62ESP1005"}}
 }
 
-// fill6x returns a cache of a two-host 6.2 pool as event snapshots would
+// fill62 returns a cache of a two-host 6.2 pool as event snapshots would
 // carry it.
 func fill62(t *testing.T) *cache {
 	t.Helper()
@@ -191,5 +191,26 @@ func TestDecodeEventBatch(t *testing.T) {
 		if _, err := decodeEventBatch(bad); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestHATimeout(t *testing.T) {
+	tests := []struct {
+		name string
+		pool poolRec
+		want time.Duration
+	}{
+		{"ha_configuration timeout", poolRec{HAConfiguration: map[string]string{"timeout": "180"}, DefaultHATimeout: "120"}, 180 * time.Second},
+		{"other_config default_ha_timeout", poolRec{HAConfiguration: map[string]string{}, DefaultHATimeout: "120"}, 120 * time.Second},
+		{"fractional seconds", poolRec{HAConfiguration: map[string]string{"timeout": "90.5"}}, 90500 * time.Millisecond},
+		{"unparsable timeout falls through", poolRec{HAConfiguration: map[string]string{"timeout": "soon"}, DefaultHATimeout: "120"}, 120 * time.Second},
+		{"nothing set: xapi's default", poolRec{}, 60 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := haTimeout(tt.pool); got != tt.want {
+				t.Errorf("haTimeout = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -46,14 +46,6 @@ func NewClient(pool config.Pool, opts ClientOptions) *Client {
 	return &Client{pool: pool, d: newDialer(pool, opts.Metrics), log: log.With("pool", pool.Name)}
 }
 
-// MasterAddress returns the address of the master the session is on, or the
-// last one known.
-func (c *Client) MasterAddress() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.master
-}
-
 // session returns the open session, opening one on the master if needed.
 func (c *Client) session(ctx context.Context) (*session, error) {
 	c.mu.Lock()
@@ -78,36 +70,82 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 	c.s, c.master = s, s.addr()
 	// Learn every member's address so that the master can be found again
 	// through any of them if it goes away.
+	var known []string
 	err = s.c.call(ctx, "host.get_all_records", 0, func(api *xenapi.Client) error {
 		hosts, err := api.Host.GetAllRecords(s.ref)
-		if err == nil {
-			c.known = c.known[:0]
-			for _, h := range hosts {
-				c.known = append(c.known, h.Address)
-			}
+		for _, h := range hosts {
+			known = append(known, h.Address)
 		}
 		return err
 	})
 	if err != nil {
 		c.log.Debug("cannot list the pool's hosts", "err", err)
+		return s, nil
 	}
+	c.known = known
 	return s, nil
 }
 
-// drop forgets s after a failure and logs it out, in the background when
-// its host did not answer (it may hang until the call timeout).
-func (c *Client) drop(s *session, err error) {
+// forgetIfStale drops s when err shows that it cannot be used any more:
+// xapi forgot it (SESSION_INVALID), its host is not the master (any more)
+// or answers in emergency mode, or its host did not answer. The session is
+// logged out, in the background when its host did not answer (that may hang
+// until the call timeout). It reports whether s was stale.
+func (c *Client) forgetIfStale(s *session, err error) bool {
+	code := ErrorCode(err)
+	if code != CodeSessionInvalid && code != CodeHostIsSlave && !emergencyCodes[code] && !IsUnreachable(err) {
+		return false
+	}
 	c.mu.Lock()
-	if c.s == s {
+	if m, ok := masterAddress(err); ok {
+		c.master = m
+	}
+	current := c.s == s
+	if current {
 		c.s = nil
 	}
 	c.mu.Unlock()
-	if IsUnreachable(err) {
+	switch {
+	case !current:
+		// Another call dropped it already.
+	case code == CodeSessionInvalid:
+		// xapi has already forgotten it.
+		c.d.metrics.sessionClosed(c.pool.Name)
+	case IsUnreachable(err):
 		go func() { _ = c.d.logout(context.Background(), s) }()
-		return
+	default:
+		_ = c.d.logout(context.Background(), s)
 	}
-	_ = c.d.logout(context.Background(), s)
+	return true
 }
+
+// refused reports whether xapi turned a call down before dispatching it,
+// so that it is safe to repeat on the master even if it writes:
+// SESSION_INVALID, HOST_IS_SLAVE and the emergency-mode errors, except
+// INTERNAL_ERROR, which a failed operation may also raise.
+func refused(err error) bool {
+	code := ErrorCode(err)
+	return code == CodeSessionInvalid || code == CodeHostIsSlave || (emergencyCodes[code] && code != CodeInternalError)
+}
+
+// withSession runs fn with a session on the master. When fn fails because
+// the session was stale, it logs in again (following the master) and, if
+// again allows it for that error, runs fn once more.
+func (c *Client) withSession(ctx context.Context, again func(error) bool, fn func(s *session) error) error {
+	for attempt := 0; ; attempt++ {
+		s, err := c.session(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(s)
+		if err == nil || !c.forgetIfStale(s, err) || attempt > 0 || !again(err) {
+			return err
+		}
+	}
+}
+
+// always lets withSession repeat a read after any stale session.
+func always(error) bool { return true }
 
 // callKind says how do treats a call.
 type callKind int
@@ -115,73 +153,36 @@ type callKind int
 const (
 	// read calls are repeated once after any failure of the session.
 	read callKind = iota
-	// write calls are repeated only after a refusal.
+	// write calls are the HA operations. xapi answers them only when done,
+	// which takes minutes (enable_ha), so they run on a connection of their
+	// own, bounded by ctx and longCallTimeout rather than the call timeout.
+	// A write that got no answer may have happened: it is repeated only
+	// after a refusal.
 	write
-	// longWrite calls are writes that take minutes: they run on their own
-	// connection, bounded by ctx and longCallTimeout rather than the call
-	// timeout, so that the answer comes back.
-	longWrite
 )
 
-// do runs fn with a session on the master. If the session turns out to be
-// invalid or on a host that is no longer master, it logs in again and tries
-// once more as kind allows.
+// do runs one call with a session on the master, repeating it once on a new
+// session as kind allows.
 func (c *Client) do(ctx context.Context, method string, kind callKind, fn func(api *xenapi.Client, s xenapi.SessionRef) error) error {
-	retry := kind == read
-	for attempt := 0; ; attempt++ {
-		s, err := c.session(ctx)
+	if kind == read {
+		return c.withSession(ctx, always, func(s *session) error {
+			return s.c.call(ctx, method, 0, func(api *xenapi.Client) error { return fn(api, s.ref) })
+		})
+	}
+	return c.withSession(ctx, refused, func(s *session) error {
+		cn, err := c.d.dial(s.addr(), c.d.long)
 		if err != nil {
 			return err
 		}
-		cn, timeout := s.c, time.Duration(0)
-		if kind == longWrite {
-			if cn, err = c.d.dial(s.addr(), c.d.long); err != nil {
-				return err
-			}
-			timeout = longCallTimeout
-		}
-		err = cn.call(ctx, method, timeout, func(api *xenapi.Client) error { return fn(api, s.ref) })
-		if err == nil {
-			return nil
-		}
-		code := ErrorCode(err)
-		stale := code == CodeSessionInvalid || code == CodeHostIsSlave || emergencyCodes[code] || IsUnreachable(err)
-		if stale {
-			if m, ok := masterAddress(err); ok {
-				c.mu.Lock()
-				c.master = m
-				c.mu.Unlock()
-			}
-			if code == CodeSessionInvalid {
-				// xapi has already forgotten it.
-				c.mu.Lock()
-				if c.s == s {
-					c.s = nil
-				}
-				c.mu.Unlock()
-				c.d.metrics.sessionClosed(c.pool.Name)
-			} else {
-				c.drop(s, err)
-			}
-		}
-		// SESSION_INVALID, HOST_IS_SLAVE and the emergency-mode errors are
-		// refusals before dispatch, safe to repeat on the master (except
-		// INTERNAL_ERROR, which a failed operation may also raise); a write
-		// that got no answer may have happened, so only reads are repeated
-		// after a transport failure.
-		refused := code == CodeSessionInvalid || code == CodeHostIsSlave || (emergencyCodes[code] && code != CodeInternalError)
-		again := refused || (retry && (IsUnreachable(err) || code == CodeInternalError))
-		if !again || attempt > 0 {
-			return err
-		}
-	}
+		return cn.call(ctx, method, longCallTimeout, func(api *xenapi.Client) error { return fn(api, s.ref) })
+	})
 }
 
 // Read reads the whole pool from the master and probes every member; nothing
 // is cached. The snapshot is Up when the read succeeded.
 func (c *Client) Read(ctx context.Context) (*Snapshot, error) {
 	ca := newCache()
-	err := c.withSession(ctx, func(s *session) error { return ca.load(ctx, s) })
+	err := c.withSession(ctx, always, func(s *session) error { return ca.load(ctx, s) })
 	var snap *Snapshot
 	if err == nil {
 		snap, err = ca.build(c.pool)
@@ -189,56 +190,16 @@ func (c *Client) Read(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		snap = &Snapshot{Pool: c.pool.Name, LastError: err.Error()}
 	} else {
-		snap.Up, snap.Synced, snap.MasterAddress = true, time.Now(), c.MasterAddress()
 		c.mu.Lock()
 		c.known = c.known[:0]
 		for _, h := range snap.Hosts {
 			c.known = append(c.known, h.Address)
 		}
+		snap.Up, snap.Synced, snap.MasterAddress = true, time.Now(), c.master
 		c.mu.Unlock()
 	}
-	addrs := slices.Clone(c.pool.Hosts)
-	for _, h := range snap.Hosts {
-		if h.Address != "" && !slices.Contains(addrs, h.Address) {
-			addrs = append(addrs, h.Address)
-		}
-	}
-	probes := probeAll(ctx, c.d, addrs)
-	known := map[string]bool{}
-	for i := range snap.Hosts {
-		snap.Hosts[i].Probe = probes[snap.Hosts[i].Address]
-		known[snap.Hosts[i].Address] = true
-	}
-	if !snap.Up {
-		for _, a := range c.pool.Hosts {
-			if !known[a] {
-				snap.Hosts = append(snap.Hosts, Host{Name: a, Address: a, Probe: probes[a]})
-			}
-		}
-	}
+	snap.attachProbes(c.pool.Hosts, probeAll(ctx, c.d, addresses(c.pool.Hosts, snap.Hosts)))
 	return snap, err
-}
-
-// withSession runs a multi-call read with the session, logging in again
-// once if the session was stale.
-func (c *Client) withSession(ctx context.Context, fn func(s *session) error) error {
-	for attempt := 0; ; attempt++ {
-		s, err := c.session(ctx)
-		if err != nil {
-			return err
-		}
-		err = fn(s)
-		code := ErrorCode(err)
-		if err == nil || attempt > 0 || !(code == CodeSessionInvalid || code == CodeHostIsSlave || emergencyCodes[code] || IsUnreachable(err)) {
-			return err
-		}
-		if m, ok := masterAddress(err); ok {
-			c.mu.Lock()
-			c.master = m
-			c.mu.Unlock()
-		}
-		c.drop(s, err)
-	}
 }
 
 // EnableHA runs pool.enable_ha with the SR of the given UUID as the only
@@ -257,7 +218,7 @@ func (c *Client) EnableHA(ctx context.Context, heartbeatSRUUID string, cfg map[s
 	if cfg == nil {
 		cfg = map[string]string{}
 	}
-	return c.do(ctx, "pool.enable_ha", longWrite, func(api *xenapi.Client, s xenapi.SessionRef) error {
+	return c.do(ctx, "pool.enable_ha", write, func(api *xenapi.Client, s xenapi.SessionRef) error {
 		return api.Pool.EnableHa(s, []xenapi.SRRef{sr}, cfg)
 	})
 }
@@ -265,7 +226,7 @@ func (c *Client) EnableHA(ctx context.Context, heartbeatSRUUID string, cfg map[s
 // DisableHA runs pool.disable_ha; like EnableHA it may take a while and is
 // bounded by ctx.
 func (c *Client) DisableHA(ctx context.Context) error {
-	return c.do(ctx, "pool.disable_ha", longWrite, func(api *xenapi.Client, s xenapi.SessionRef) error {
+	return c.do(ctx, "pool.disable_ha", write, func(api *xenapi.Client, s xenapi.SessionRef) error {
 		return api.Pool.DisableHa(s)
 	})
 }
@@ -312,16 +273,6 @@ func (c *Client) EmergencyHADisable(ctx context.Context, hostAddress string) err
 			// two-argument EmergencyHaDisable; later versions default it.
 			_, err := api.APICall("host.emergency_ha_disable", string(s))
 			return err
-		})
-	})
-}
-
-// EmergencyResetMaster runs pool.emergency_reset_master(masterAddress) on the
-// host at hostAddress through a slave-local session on that host.
-func (c *Client) EmergencyResetMaster(ctx context.Context, hostAddress, masterAddress string) error {
-	return c.localSession(ctx, hostAddress, func(cn *conn, s xenapi.SessionRef) error {
-		return cn.call(ctx, "pool.emergency_reset_master", 0, func(api *xenapi.Client) error {
-			return api.Pool.EmergencyResetMaster(s, masterAddress)
 		})
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/rpc"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,10 +67,19 @@ func newDialer(pool config.Pool, metrics *Metrics) *dialer {
 	return d
 }
 
+// transport returns an HTTP transport that gives up on a response whose
+// headers take longer than headerTimeout, or whose body stalls for as long.
 func (d *dialer) transport(headerTimeout time.Duration, keepAlive bool) *http.Transport {
 	call := time.Duration(d.pool.CallTimeout)
+	dial := (&net.Dialer{Timeout: call, KeepAlive: 30 * time.Second}).DialContext
 	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: call, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &stallConn{Conn: c, timeout: headerTimeout}, nil
+		},
 		TLSClientConfig:       d.tls,
 		TLSHandshakeTimeout:   call,
 		ResponseHeaderTimeout: headerTimeout,
@@ -79,6 +87,22 @@ func (d *dialer) transport(headerTimeout time.Duration, keepAlive bool) *http.Tr
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}
+}
+
+// stallConn fails a read that gets no byte for timeout. net/http bounds only
+// the wait for response headers; without this, a host that sends headers and
+// then stalls would hold the connection and the amfranz client's reader
+// goroutine forever, since that client cannot be cancelled.
+type stallConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *stallConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
 }
 
 // longCallTimeout bounds HA operations that xapi runs to completion before
@@ -115,20 +139,10 @@ func (d *dialer) dial(addr string, t *http.Transport) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client for %s: %w", addr, err)
 	}
-	c := &conn{addr: addr, api: api, pool: d.pool.Name, metrics: d.metrics, timeout: time.Duration(d.pool.CallTimeout)}
+	c := &conn{addr: addr, api: api, pool: d.pool.Name, metrics: d.metrics, timeout: time.Duration(d.pool.CallTimeout),
+		busy: make(chan struct{}, 1)}
 	d.conns[k] = c
 	return c, nil
-}
-
-// forget drops the connections to addresses not in keep.
-func (d *dialer) forget(keep []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for k := range d.conns {
-		if !slices.Contains(keep, k.addr) {
-			delete(d.conns, k)
-		}
-	}
 }
 
 type connKey struct {
@@ -136,14 +150,18 @@ type connKey struct {
 	t    *http.Transport
 }
 
-// conn is one terra-farm client on one host. The amfranz transport under it
-// runs one call at a time, and a failure while reading a response shuts its
+// conn is one terra-farm client on one host. The amfranz codec under it is
+// not safe for two calls in flight (its response map is shared by the
+// writer and net/rpc's reader goroutine), so calls on a conn take turns; a
+// failure while reading a response shuts its
 // rpc client down for good (every later call fails with rpc.ErrShutdown).
 // A conn is therefore reused across calls, including after errors that leave
 // the client intact (connection refused, response header timeout: net/rpc
 // returns them without shutting down, and a discarded client would leak its
 // reader goroutine), and replaced once it is shut down or a call on it was
-// abandoned while still running.
+// abandoned while still running. Neither library can close a client: an
+// intact one stays blocked in its reader goroutine for good, so conns are
+// kept (one per address and transport) for as long as their dialer.
 type conn struct {
 	addr    string
 	api     *xenapi.Client
@@ -151,6 +169,9 @@ type conn struct {
 	metrics *Metrics
 	timeout time.Duration
 	broken  atomic.Bool
+	// busy is held by the goroutine running a call, until the call ends,
+	// even when its caller gave up on it.
+	busy chan struct{}
 }
 
 // call runs fn, counting it as method. XAPI failures come back as *Error,
@@ -164,11 +185,20 @@ func (c *conn) call(ctx context.Context, method string, timeout time.Duration, f
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
-	c.metrics.call(c.pool, method)
 	ctx, cancel := context.WithTimeout(ctx, timeout+c.timeout+time.Second)
 	defer cancel()
+	select {
+	case c.busy <- struct{}{}:
+	case <-ctx.Done():
+		// Another call still runs on this client; this one never started.
+		return &transportError{addr: c.addr, method: method, err: ctx.Err()}
+	}
+	c.metrics.call(c.pool, method)
 	done := make(chan error, 1)
-	go func() { done <- fn(c.api) }()
+	go func() {
+		defer func() { <-c.busy }()
+		done <- fn(c.api)
+	}()
 	var err error
 	select {
 	case err = <-done:

@@ -27,12 +27,16 @@ const (
 )
 
 // Error is an XAPI failure: the code and parameters of ErrorDescription.
-// Match it with errors.As.
+// Match it with errors.As. terra-farm, which every call goes through, keeps
+// only the first two parameters, so Params has at most two entries (enough
+// for every error this package acts on: HOST_IS_SLAVE [master],
+// SESSION_INVALID [ref], the emergency-mode errors).
 type Error struct {
 	Code   string
 	Params []string
 }
 
+// Error formats the code and its parameters.
 func (e *Error) Error() string {
 	if len(e.Params) == 0 {
 		return "XAPI error " + e.Code

@@ -2,6 +2,7 @@ package xapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,7 +60,7 @@ func decodeEventBatch(v any) (eventBatch, error) {
 	}
 	b := eventBatch{token: fStr(m, "token")}
 	if b.token == "" {
-		return eventBatch{}, fmt.Errorf("event.from: result has no token")
+		return eventBatch{}, errors.New("event.from: result has no token")
 	}
 	raw, ok := m["events"].([]any)
 	if !ok && m["events"] != nil {

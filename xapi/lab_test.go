@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	xenapi "github.com/terra-farm/go-xen-api-client"
 
 	"xsha/config"
 	"xsha/sim/lab"
@@ -83,6 +87,32 @@ func waitFor(t *testing.T, what string, f func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// runWatcher runs a watcher for pc until the test ends.
+func runWatcher(t *testing.T, pc config.Pool, opts WatcherOptions) *Watcher {
+	t.Helper()
+	w := NewWatcher(pc, opts)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	return w
+}
+
+// endSession logs ref out behind the owner's back, as xapi does to the
+// oldest sessions past its session limit.
+func endSession(t *testing.T, pc config.Pool, addr string, ref xenapi.SessionRef) {
+	t.Helper()
+	d := newDialer(pc, nil)
+	defer d.close()
+	c, err := d.dial(addr, d.calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.call(context.Background(), "session.logout", 0, func(api *xenapi.Client) error { return api.Session.Logout(ref) }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -167,11 +197,7 @@ func TestClientHAErrors(t *testing.T) {
 func TestRecoverOldMaster(t *testing.T) {
 	l, pc, log := startLab(t, nil, "cluster-a")
 	ctx := context.Background()
-	w := NewWatcher(pc, WatcherOptions{Logger: log})
-	wctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { w.Run(wctx); close(done) }()
-	defer func() { stop(); <-done }()
+	w := runWatcher(t, pc, WatcherOptions{Logger: log})
 	waitFor(t, "the pool read", func() bool { return w.Snapshot().Up })
 
 	c := NewClient(pc, ClientOptions{Logger: log})
@@ -222,11 +248,7 @@ func TestRecoverOldMaster(t *testing.T) {
 // slaves still pointing at the dead master.
 func TestWatcherPoolDownWithoutHA(t *testing.T) {
 	l, pc, log := startLab(t, nil, "cluster-a")
-	w := NewWatcher(pc, WatcherOptions{Logger: log})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { stop(); <-done }()
+	w := runWatcher(t, pc, WatcherOptions{Logger: log})
 	waitFor(t, "the pool read", func() bool { return w.Snapshot().Up })
 	select {
 	case <-w.Attempted():
@@ -256,23 +278,132 @@ func TestWatcherPoolDownWithoutHA(t *testing.T) {
 	}
 }
 
-// TestWatcher7x reads a 7.1 pool, whose hotfixes are pool_updates.
-func TestWatcher7x(t *testing.T) {
-	sc := scenario.Default()
-	sc.TimeScale = 0.02
-	sc.Pools[0].ProductVersion = scenario.Version71
-	sc.Pools[0].Hotfixes = []string{"XS71E001"}
-	_, pc, log := startLab(t, sc, "cluster-a")
-	w := NewWatcher(pc, WatcherOptions{Logger: log})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	defer func() { stop(); <-done }()
-	waitFor(t, "the pool read", func() bool { return w.Snapshot().Up })
-	for _, h := range w.Snapshot().Hosts {
-		if !h.Hotfixes["XS71E001"] || h.ProductVersion != "7.1.0" {
-			t.Errorf("%s: version %s hotfixes %v", h.Name, h.ProductVersion, h.Hotfixes)
+// TestHotfixes reads each hotfix mechanism from the lab through the
+// watcher (full read and event subscription): 6.2 pool_patch/host_patch
+// rows, whose host_patch carries no name; 7.x pool_updates in host.updates;
+// and XS62ESP1004 by the API version it brings (2.2 and later).
+func TestHotfixesOnLab(t *testing.T) {
+	tests := []struct {
+		name     string
+		version  string
+		hotfixes []string
+		want     map[string]bool
+	}{
+		{"6.2 SP1 without XS62ESP1004 (API 2.1)", scenario.Version62, []string{"XS62ESP1"},
+			map[string]bool{"XS62ESP1004": false, "XS62ESP1": true, "XS71E001": false}},
+		{"6.2 SP1 with XS62ESP1004 (API 2.2)", scenario.Version62, []string{"XS62ESP1", "XS62ESP1004"},
+			map[string]bool{"XS62ESP1004": true, "XS62ESP1": true, "XS71E001": false}},
+		{"7.1 with an update (API 2.6)", scenario.Version71, []string{"XS71E001"},
+			map[string]bool{"XS62ESP1004": true, "XS62ESP1": false, "XS71E001": true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario.Default()
+			sc.TimeScale = 0.02
+			sc.Pools[0].ProductVersion = tt.version
+			sc.Pools[0].Hotfixes = tt.hotfixes
+			_, pc, log := startLab(t, sc, "cluster-a")
+			pc.RequiredHotfixes = []string{"XS62ESP1004", "XS62ESP1", "XS71E001"}
+			w := runWatcher(t, pc, WatcherOptions{Logger: log})
+			waitFor(t, "the pool read", func() bool { return w.Snapshot().Up })
+			s := w.Snapshot()
+			if len(s.Hosts) != 4 {
+				t.Fatalf("%d hosts, want 4", len(s.Hosts))
+			}
+			for _, h := range s.Hosts {
+				if h.ProductVersion != tt.version || !reflect.DeepEqual(h.Hotfixes, tt.want) {
+					t.Errorf("%s: version %s hotfixes %v, want %s %v", h.Name, h.ProductVersion, h.Hotfixes, tt.version, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestSessionInvalidLogsInAgain: xapi forgets a session (logged out
+// elsewhere, or evicted past its session limit, xapi.md 1.6). The client and
+// the watcher log in again and carry on, and nothing counts the lost
+// session as still open.
+func TestSessionInvalidLogsInAgain(t *testing.T) {
+	t.Run("client", func(t *testing.T) {
+		l, pc, log := startLab(t, nil, "cluster-a")
+		m := NewMetrics(nil)
+		c := NewClient(pc, ClientOptions{Logger: log, Metrics: m})
+		ctx := context.Background()
+		defer c.Close(ctx)
+		if _, err := c.Read(ctx); err != nil {
+			t.Fatal(err)
 		}
+		old := c.s.ref
+		endSession(t, pc, "127.0.1.1", old)
+		s, err := c.Read(ctx)
+		if err != nil || !s.Up {
+			t.Fatalf("Read after SESSION_INVALID: up=%v err=%v", s.Up, err)
+		}
+		if c.s.ref == old {
+			t.Error("the client kept the forgotten session")
+		}
+		if n, _ := masterSessions(l, "cluster-a"); n != 1 {
+			t.Errorf("sessions open on the master: %d, want 1", n)
+		}
+		if n := testutil.ToFloat64(m.sessions.WithLabelValues("cluster-a")); n != 1 {
+			t.Errorf("xsha_xapi_sessions_open = %v, want 1", n)
+		}
+	})
+	t.Run("watcher", func(t *testing.T) {
+		l, pc, log := startLab(t, nil, "cluster-a")
+		m := NewMetrics(nil)
+		w := runWatcher(t, pc, WatcherOptions{Logger: log, Metrics: m})
+		waitFor(t, "the pool read", func() bool { return w.Snapshot().Up })
+		w.mu.Lock()
+		old := w.current.s.ref
+		w.mu.Unlock()
+		endSession(t, pc, "127.0.1.1", old)
+		waitFor(t, "a new session and a new read", func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.up && w.current != nil && w.current.s.ref != old
+		})
+		// The new session follows changes.
+		if err := l.SetVMHARestartPriority("i-2-101-VM", "restart"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the change seen", func() bool { return w.Snapshot().VMsHAProtected == 1 })
+		waitFor(t, "one session on the master", func() bool {
+			n, _ := masterSessions(l, "cluster-a")
+			return n == 1 && testutil.ToFloat64(m.sessions.WithLabelValues("cluster-a")) == 1
+		})
+	})
+}
+
+// TestWrongPassword: the master refuses the credentials
+// (SESSION_AUTHENTICATION_FAILED), which says nothing about its role; the
+// slaves still answer HOST_IS_SLAVE before checking them. The pool is down
+// with the reason, no host is taken for one in emergency mode, and no
+// session is left behind.
+func TestWrongPassword(t *testing.T) {
+	l, pc, log := startLab(t, nil, "cluster-a", "127.0.1.1", "127.0.1.4")
+	pc.Password = "not-the-password"
+	w := runWatcher(t, pc, WatcherOptions{Logger: log})
+	// Never read, the pool's hosts are the configured addresses.
+	waitFor(t, "both hosts probed", func() bool {
+		s := w.Snapshot()
+		m, _ := s.Host("127.0.1.1")
+		sl, _ := s.Host("127.0.1.4")
+		return len(m.Probe.Error) > 0 && sl.Probe.Role == RoleSlave
+	})
+	<-w.Attempted()
+	s := w.Snapshot()
+	if s.Up || !strings.Contains(s.LastError, CodeAuthFailed) {
+		t.Errorf("pool up=%v, last error %q; want down with %s", s.Up, s.LastError, CodeAuthFailed)
+	}
+	if m, _ := s.Host("127.0.1.1"); m.Probe.Role != "" || m.Probe.Error[0] != CodeAuthFailed {
+		t.Errorf("master probe %+v, want no role and %s", m.Probe, CodeAuthFailed)
+	}
+	if sl, _ := s.Host("127.0.1.4"); sl.Probe.MasterAddress != "127.0.1.1" {
+		t.Errorf("slave probe %+v, want HOST_IS_SLAVE [127.0.1.1]", sl.Probe)
+	}
+	if n, _ := masterSessions(l, "cluster-a"); n != 0 {
+		t.Errorf("%d sessions open with a wrong password", n)
 	}
 }
 

@@ -2,7 +2,6 @@ package xapi
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the package's own counters, shared by every watcher and
@@ -63,26 +62,4 @@ func (m *Metrics) Forget(pool string) {
 		m.calls.DeletePartialMatch(prometheus.Labels{"pool": pool})
 		m.sessions.DeleteLabelValues(pool)
 	}
-}
-
-// Calls returns how many calls were made to pool, all methods together.
-func (m *Metrics) Calls(pool string) float64 {
-	if m == nil {
-		return 0
-	}
-	ch := make(chan prometheus.Metric, 64)
-	go func() { m.calls.Collect(ch); close(ch) }()
-	var n float64
-	for mt := range ch {
-		var pb dto.Metric
-		if err := mt.Write(&pb); err != nil {
-			continue
-		}
-		for _, l := range pb.GetLabel() {
-			if l.GetName() == "pool" && l.GetValue() == pool {
-				n += pb.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
 }

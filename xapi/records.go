@@ -17,6 +17,7 @@ type poolRec struct {
 	UUID, Master             string
 	HAEnabled                bool
 	HAConfiguration          map[string]string
+	DefaultHATimeout         string // other_config["default_ha_timeout"]
 	HAStatefiles             []string
 	HAHostFailuresToTolerate int64
 	HAPlanExistsFor          int64
@@ -29,7 +30,7 @@ type hostRec struct {
 	APIMajor, APIMinor           int64
 	Enabled                      bool
 	HAStatefiles                 []string
-	Patches, Updates             []string
+	Updates                      []string // pool_update refs (7.1 and later)
 }
 
 type hostMetricsRec struct{ Live bool }
@@ -63,7 +64,6 @@ type store interface {
 	class() string
 	load(ctx context.Context, s *session) error
 	apply(op, ref string, snapshot any) error
-	len() int
 }
 
 // table caches one class's records by ref.
@@ -76,7 +76,6 @@ type table[R any] struct {
 }
 
 func (t *table[R]) class() string { return t.name }
-func (t *table[R]) len() int      { return len(t.rows) }
 
 func (t *table[R]) load(ctx context.Context, s *session) error {
 	var rows map[string]R
@@ -136,7 +135,7 @@ func newPoolTable() *table[poolRec] {
 			return convert(m, func(r xenapi.PoolRecord) poolRec {
 				return poolRec{
 					UUID: r.UUID, Master: string(r.Master), HAEnabled: r.HaEnabled,
-					HAConfiguration: r.HaConfiguration, HAStatefiles: r.HaStatefiles,
+					HAConfiguration: r.HaConfiguration, DefaultHATimeout: r.OtherConfig["default_ha_timeout"], HAStatefiles: r.HaStatefiles,
 					HAHostFailuresToTolerate: int64(r.HaHostFailuresToTolerate),
 					HAPlanExistsFor:          int64(r.HaPlanExistsFor), HAOvercommitted: r.HaOvercommitted,
 				}
@@ -145,7 +144,7 @@ func newPoolTable() *table[poolRec] {
 		decode: func(m xmlrpc.Struct) poolRec {
 			return poolRec{
 				UUID: fStr(m, "uuid"), Master: fStr(m, "master"), HAEnabled: fBool(m, "ha_enabled"),
-				HAConfiguration: fMap(m, "ha_configuration"), HAStatefiles: fStrs(m, "ha_statefiles"),
+				HAConfiguration: fMap(m, "ha_configuration"), DefaultHATimeout: fMap(m, "other_config")["default_ha_timeout"], HAStatefiles: fStrs(m, "ha_statefiles"),
 				HAHostFailuresToTolerate: fInt(m, "ha_host_failures_to_tolerate"),
 				HAPlanExistsFor:          fInt(m, "ha_plan_exists_for"), HAOvercommitted: fBool(m, "ha_overcommitted"),
 			}
@@ -162,7 +161,7 @@ func newHostTable() *table[hostRec] {
 				return hostRec{
 					UUID: r.UUID, Name: r.NameLabel, Address: r.Address, Metrics: string(r.Metrics),
 					SoftwareVersion: r.SoftwareVersion, APIMajor: int64(r.APIVersionMajor), APIMinor: int64(r.APIVersionMinor),
-					Enabled: r.Enabled, HAStatefiles: r.HaStatefiles, Patches: refs(r.Patches), Updates: refs(r.Updates),
+					Enabled: r.Enabled, HAStatefiles: r.HaStatefiles, Updates: refs(r.Updates),
 				}
 			}), err
 		},
@@ -170,7 +169,7 @@ func newHostTable() *table[hostRec] {
 			return hostRec{
 				UUID: fStr(m, "uuid"), Name: fStr(m, "name_label"), Address: fStr(m, "address"), Metrics: fStr(m, "metrics"),
 				SoftwareVersion: fMap(m, "software_version"), APIMajor: fInt(m, "API_version_major"), APIMinor: fInt(m, "API_version_minor"),
-				Enabled: fBool(m, "enabled"), HAStatefiles: fStrs(m, "ha_statefiles"), Patches: fStrs(m, "patches"), Updates: fStrs(m, "updates"),
+				Enabled: fBool(m, "enabled"), HAStatefiles: fStrs(m, "ha_statefiles"), Updates: fStrs(m, "updates"),
 			}
 		},
 	}

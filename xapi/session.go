@@ -181,28 +181,39 @@ func (d *dialer) findMaster(ctx context.Context, preferred string, candidates []
 }
 
 // probe logs in on addr to learn the host's own view and logs out at once.
-func (d *dialer) probe(ctx context.Context, addr string, now func() time.Time) Probe {
+func (d *dialer) probe(ctx context.Context, addr string) Probe {
 	c, err := d.dial(addr, d.probes)
 	if err != nil {
-		return Probe{Role: RoleUnreachable, Error: []string{err.Error()}, At: now()}
+		return Probe{Role: RoleUnreachable, Error: []string{err.Error()}, At: time.Now()}
 	}
 	s, err := d.login(ctx, c)
-	p := Probe{}
+	if err == nil {
+		_ = d.logout(ctx, s)
+	}
+	p := probeResult(err)
+	p.At = time.Now()
+	return p
+}
+
+// probeResult reads a host's role from the outcome of a normal login on it.
+// A master accepts it; a slave refuses it with HOST_IS_SLAVE and its
+// master's address; a host in emergency mode (or still starting) refuses it
+// with its stored error, whatever that is. SESSION_AUTHENTICATION_FAILED
+// says nothing about the role (a master says it, and so does a 6.2 slave
+// without the CA-129089 fix), so the role stays unknown.
+func probeResult(err error) Probe {
+	var e *Error
 	switch {
 	case err == nil:
-		p.Role = RoleMaster
-		_ = d.logout(ctx, s)
-	case isAPIError(err):
-		if m, ok := masterAddress(err); ok {
-			p.Role, p.MasterAddress = RoleSlave, m
-		} else {
-			var e *Error
-			errors.As(err, &e)
-			p.Role, p.Error = RoleEmergency, e.Description()
-		}
+		return Probe{Role: RoleMaster}
+	case !errors.As(err, &e):
+		return Probe{Role: RoleUnreachable, Error: []string{err.Error()}}
+	case e.Code == CodeHostIsSlave:
+		m, _ := masterAddress(err)
+		return Probe{Role: RoleSlave, MasterAddress: m}
+	case e.Code == CodeAuthFailed:
+		return Probe{Error: e.Description()}
 	default:
-		p.Role, p.Error = RoleUnreachable, []string{err.Error()}
+		return Probe{Role: RoleEmergency, Error: e.Description()}
 	}
-	p.At = now()
-	return p
 }

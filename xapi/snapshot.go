@@ -7,6 +7,8 @@
 package xapi
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -20,7 +22,8 @@ const (
 	// RoleSlave: the host answered HOST_IS_SLAVE with its master's address.
 	RoleSlave Role = "slave"
 	// RoleEmergency: the host answers but refuses logins with a stored error
-	// (emergency mode, still booting, ...).
+	// (emergency mode, still booting, ...): any XAPI error other than
+	// HOST_IS_SLAVE and SESSION_AUTHENTICATION_FAILED.
 	RoleEmergency Role = "emergency"
 	// RoleUnreachable: the host refused the connection or did not answer in time.
 	RoleUnreachable Role = "unreachable"
@@ -52,7 +55,9 @@ type Snapshot struct {
 	HAHostFailuresToTolerate int64
 	HAPlanExistsFor          int64
 	HAOvercommitted          bool
-	// HATimeout is ha_configuration["timeout"]; zero when unset.
+	// HATimeout is the HA timeout T xapi uses: ha_configuration["timeout"],
+	// else other_config["default_ha_timeout"], else xapi's default of 60 s.
+	// xapi keeps ha_configuration after disable_ha.
 	HATimeout time.Duration
 	// HAStatefiles are the pool's statefile VDI refs (kept by xapi after
 	// disable_ha).
@@ -89,12 +94,15 @@ type Host struct {
 
 // Probe is the result of one login attempt on a host's own address.
 type Probe struct {
-	// Role is empty until the host was probed once.
+	// Role is empty until the host was probed once, and while the host
+	// refuses the credentials (SESSION_AUTHENTICATION_FAILED), which says
+	// nothing about its role.
 	Role Role
 	// MasterAddress is the master a slave points at (HOST_IS_SLAVE).
 	MasterAddress string
-	// Error is the ErrorDescription an emergency-mode host answered with, or
-	// the transport error of an unreachable host.
+	// Error is the ErrorDescription the host refused the login with (the
+	// stored error of a host in emergency mode, or an authentication
+	// failure), or the transport error of an unreachable host.
 	Error []string
 	// At is when the probe finished.
 	At time.Time
@@ -131,4 +139,34 @@ func (s *Snapshot) Master() (Host, bool) {
 		}
 	}
 	return Host{}, false
+}
+
+// attachProbes sets every host's probe from probes (by address). A pool
+// never read knows its hosts only from the configuration: their addresses
+// are listed as hosts, named by address.
+func (s *Snapshot) attachProbes(configured []string, probes map[string]Probe) {
+	for i := range s.Hosts {
+		s.Hosts[i].Probe = probes[s.Hosts[i].Address]
+	}
+	if s.PoolUUID != "" {
+		return
+	}
+	for _, a := range configured {
+		if !slices.ContainsFunc(s.Hosts, func(h Host) bool { return h.Address == a }) {
+			s.Hosts = append(s.Hosts, Host{Name: a, Address: a, Probe: probes[a]})
+		}
+	}
+	slices.SortFunc(s.Hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// addresses returns the configured addresses followed by the hosts'
+// addresses not among them.
+func addresses(configured []string, hosts []Host) []string {
+	out := slices.Clone(configured)
+	for _, h := range hosts {
+		if h.Address != "" && !slices.Contains(out, h.Address) {
+			out = append(out, h.Address)
+		}
+	}
+	return out
 }

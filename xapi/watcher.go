@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +44,7 @@ type Watcher struct {
 	masterChanges uint64
 	lastMaster    string // UUID
 	probes        map[string]Probe
-	kick          context.CancelFunc // ends the current session
+	current       *liveSession // the open session; nil between sessions
 	published     *Snapshot
 	probeNow      chan struct{} // asks for a probe round before the next tick
 }
@@ -65,9 +66,6 @@ func NewWatcher(pool config.Pool, opts WatcherOptions) *Watcher {
 	w.publishLocked()
 	return w
 }
-
-// Pool returns the configuration the watcher runs with.
-func (w *Watcher) Pool() config.Pool { return w.pool }
 
 // Snapshot returns the latest snapshot. It never blocks on XAPI.
 func (w *Watcher) Snapshot() *Snapshot {
@@ -100,8 +98,9 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 		w.setDown(err)
 		w.markAttempted()
-		if errors.Is(err, errMasterMoved) {
-			// Follow the new master at once.
+		if errors.Is(err, errMasterMoved) && time.Since(start) > backoff {
+			// Follow the new master at once (unless masters keep sending
+			// the watcher back and forth: then it backs off as below).
 			w.log.Info("following the new master", "master", w.masterAddress())
 			backoff = time.Second
 			continue
@@ -128,11 +127,12 @@ func (w *Watcher) masterAddress() string {
 var (
 	errMasterMoved = errors.New("pool.master moved to another host")
 	errKicked      = errors.New("probe found the master not answering as master")
+	errResync      = errors.New("cannot apply an event; reading the pool again")
 )
 
 // runSession finds the master, reads the pool and follows its events until
 // something ends the session; it logs out before returning.
-func (w *Watcher) runSession(ctx context.Context) (err error) {
+func (w *Watcher) runSession(ctx context.Context) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	w.mu.Lock()
@@ -150,13 +150,13 @@ func (w *Watcher) runSession(ctx context.Context) (err error) {
 	w.log.Info("session opened on master", "master", s.addr())
 	w.mu.Lock()
 	w.masterAddr = s.addr()
-	w.kick = func() { cancel(errKicked) }
+	w.current = &liveSession{s: s, end: func() { cancel(errKicked) }}
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
-		w.kick = nil
+		w.current = nil
 		w.mu.Unlock()
-		w.logout(ctx, s, err)
+		w.logout(ctx, s)
 	}()
 
 	ev, err := w.d.dial(s.addr(), w.d.events)
@@ -168,21 +168,28 @@ func (w *Watcher) runSession(ctx context.Context) (err error) {
 		if cause := context.Cause(sctx); cause != nil && ctx.Err() == nil {
 			return cause
 		}
-		switch ErrorCode(err) {
-		case CodeEventsLost, CodeTokenParseFailure:
+		if code := ErrorCode(err); code == CodeEventsLost || code == CodeTokenParseFailure || errors.Is(err, errResync) {
 			w.log.Info("resynchronising", "err", err)
 			continue
+		}
+		if m, ok := masterAddress(err); ok {
+			// The session's host became a slave; its answer names the
+			// master.
+			w.mu.Lock()
+			w.masterAddr = m
+			w.mu.Unlock()
+			return fmt.Errorf("%w: %w", errMasterMoved, err)
 		}
 		return err
 	}
 }
 
-// logout ends s. After a failure of the master the logout may hang, so it
-// then runs in the background, bounded by the call timeout; on shutdown it
-// runs before Run returns.
-func (w *Watcher) logout(ctx context.Context, s *session, cause error) {
+// logout ends s. On shutdown it runs before Run returns. Otherwise it runs
+// in the background, bounded by the call timeout, so that the next session
+// is not delayed by a host that went away or is restarting as a slave.
+func (w *Watcher) logout(ctx context.Context, s *session) {
 	lctx := context.WithoutCancel(ctx)
-	if ctx.Err() == nil && (IsUnreachable(cause) || errors.Is(cause, errKicked)) {
+	if ctx.Err() == nil {
 		go func() { _ = w.d.logout(lctx, s) }()
 		return
 	}
@@ -236,7 +243,7 @@ func (w *Watcher) follow(ctx context.Context, s *session, ev **conn) error {
 		}
 		token = b.token
 		if err := c.apply(b.events); err != nil {
-			return fmt.Errorf("%w: %w", &Error{Code: CodeEventsLost}, err)
+			return fmt.Errorf("%w: %w", errResync, err)
 		}
 		m, err := w.publishView(c)
 		if err != nil {
@@ -306,15 +313,10 @@ func (w *Watcher) candidates() []string {
 }
 
 func (w *Watcher) candidatesLocked() []string {
-	out := slices.Clone(w.pool.Hosts)
-	if w.view != nil {
-		for _, h := range w.view.Hosts {
-			if h.Address != "" && !slices.Contains(out, h.Address) {
-				out = append(out, h.Address)
-			}
-		}
+	if w.view == nil {
+		return slices.Clone(w.pool.Hosts)
 	}
-	return out
+	return addresses(w.pool.Hosts, w.view.Hosts)
 }
 
 // publishLocked merges the view, the session state and the probes into a
@@ -331,27 +333,7 @@ func (w *Watcher) publishLocked() {
 	} else {
 		s.MasterAddress, s.LastError = "", w.lastErr
 	}
-	known := map[string]bool{}
-	for i := range s.Hosts {
-		known[s.Hosts[i].Address] = true
-		s.Hosts[i].Probe = w.probes[s.Hosts[i].Address]
-	}
-	if w.view == nil {
-		for _, a := range w.pool.Hosts {
-			if !known[a] {
-				s.Hosts = append(s.Hosts, Host{Name: a, Address: a, Probe: w.probes[a]})
-			}
-		}
-		slices.SortFunc(s.Hosts, func(a, b Host) int {
-			switch {
-			case a.Name < b.Name:
-				return -1
-			case a.Name > b.Name:
-				return 1
-			}
-			return 0
-		})
-	}
+	s.attachProbes(w.pool.Hosts, w.probes)
 	w.published = s
 }
 
@@ -370,15 +352,24 @@ func (w *Watcher) probeLoop(ctx context.Context) {
 	}
 }
 
+// liveSession is the session a Watcher follows the pool with.
+type liveSession struct {
+	s   *session
+	end func() // ends the session with errKicked
+}
+
+// probeAll probes every candidate address, publishes the results and ends
+// the session if its host no longer answers as master.
 func (w *Watcher) probeAll(ctx context.Context) {
-	addrs := w.candidates()
+	w.mu.Lock()
+	addrs, current := w.candidatesLocked(), w.current
+	w.mu.Unlock()
 	results := probeAll(ctx, w.d, addrs)
 	if ctx.Err() != nil {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.d.forget(append(addrs, w.masterAddr))
 	for a, p := range results {
 		w.probes[a] = p
 	}
@@ -389,10 +380,14 @@ func (w *Watcher) probeAll(ctx context.Context) {
 	}
 	w.publishLocked()
 	// The session's master no longer answers as master: end the session
-	// now rather than waiting for the event long-poll to time out.
-	if p, ok := results[w.masterAddr]; ok && w.kick != nil && p.Role != RoleMaster {
-		w.log.Info("master probe failed, reconnecting", "master", w.masterAddr, "role", p.Role)
-		w.kick()
+	// now rather than waiting for the event long-poll to time out. Only a
+	// session that was open before the probes started is judged by them.
+	if current == nil || current != w.current {
+		return
+	}
+	if p, ok := results[current.s.addr()]; ok && p.Role != RoleMaster {
+		w.log.Info("master probe failed, reconnecting", "master", current.s.addr(), "role", p.Role, "answer", strings.Join(p.Error, " "))
+		current.end()
 	}
 }
 
@@ -405,7 +400,7 @@ func probeAll(ctx context.Context, d *dialer, addrs []string) map[string]Probe {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := d.probe(ctx, a, time.Now)
+			p := d.probe(ctx, a)
 			mu.Lock()
 			out[a] = p
 			mu.Unlock()
