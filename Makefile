@@ -47,7 +47,7 @@ demo: deps build
 
 .PHONY: bench
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./exporter/ ./xapi/
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./exporter/
 
 .PHONY: fuzz
 fuzz:
