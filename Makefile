@@ -1,6 +1,7 @@
 GO       ?= go
 BIN      ?= bin
 PROMTOOL ?= promtool
+AMTOOL   ?= amtool
 GOFLAGS_TEST ?= -count=1
 
 # Every test: static checks, unit and lab tests, rule tests, end to end.
@@ -24,6 +25,8 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(PROMTOOL) check rules rules/*.yml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
+	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yml
 
 .PHONY: unit
 unit:
