@@ -30,7 +30,7 @@ lint:
 
 .PHONY: unit
 unit:
-	$(GO) test $(GOFLAGS_TEST) -timeout 20m ./...
+	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./...
 
 .PHONY: rules
 rules:
