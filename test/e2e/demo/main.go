@@ -88,6 +88,9 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 	}); err != nil {
 		return err
 	}
+	if err := waitActionsDone(ctx, s); err != nil {
+		return err
+	}
 
 	fmt.Println("\n--- The seed's test: pool masters fail ---")
 	tl.Reset()
@@ -143,6 +146,30 @@ func wait(ctx context.Context, s *e2e.Stack, what string, cond func(e2e.LabState
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitActionsDone waits until the remediator has finished every action, so
+// the next fault does not land in the middle of one.
+func waitActionsDone(ctx context.Context, s *e2e.Stack) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	for {
+		acts, err := s.Actions(ctx)
+		open := err != nil
+		for _, a := range acts {
+			if a.State == "pending" || a.State == "running" {
+				open = true
+			}
+		}
+		if !open {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the remediator's actions to finish: %w", ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
