@@ -54,7 +54,7 @@ bench:
 
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./sim/xapi/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s ./sim/xapisim/
 	$(GO) test -run '^$$' -fuzz FuzzWebhook -fuzztime 30s ./remediator/
 
 .PHONY: clean

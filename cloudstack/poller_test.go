@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"xsha/config"
-	simcs "xsha/sim/cloudstack"
+	"xsha/sim/cloudstacksim"
 	"xsha/sim/scenario"
 )
 
@@ -30,33 +30,33 @@ import (
 // changes them.
 type labInfra struct {
 	mu    sync.Mutex
-	hosts []simcs.HostView
+	hosts []cloudstacksim.HostView
 }
 
 func newLabInfra(sc *scenario.Scenario) *labInfra {
 	l := &labInfra{}
 	for _, p := range sc.Pools {
 		for _, h := range p.Hosts {
-			l.hosts = append(l.hosts, simcs.HostView{Name: h.Name, Cluster: p.Name, Address: h.Address, PoweredOn: true, Reachable: true, Heartbeat: true})
+			l.hosts = append(l.hosts, cloudstacksim.HostView{Name: h.Name, Cluster: p.Name, Address: h.Address, PoweredOn: true, Reachable: true, Heartbeat: true})
 		}
 	}
 	return l
 }
 
-func (l *labInfra) Hosts() []simcs.HostView {
+func (l *labInfra) Hosts() []cloudstacksim.HostView {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]simcs.HostView(nil), l.hosts...)
+	return append([]cloudstacksim.HostView(nil), l.hosts...)
 }
 
 // startLab serves the simulated CloudStack of the default scenario.
-func startLab(t *testing.T, edit func(*scenario.Scenario)) (*simcs.Server, *httptest.Server, *scenario.Scenario) {
+func startLab(t *testing.T, edit func(*scenario.Scenario)) (*cloudstacksim.Server, *httptest.Server, *scenario.Scenario) {
 	t.Helper()
 	sc := scenario.Default()
 	if edit != nil {
 		edit(sc)
 	}
-	srv, err := simcs.New(newLabInfra(sc), simcs.FromScenario(sc))
+	srv, err := cloudstacksim.New(newLabInfra(sc), cloudstacksim.FromScenario(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestPollWrongSecret(t *testing.T) {
 
 func TestPollTLS(t *testing.T) {
 	sc := scenario.Default()
-	srv, err := simcs.New(newLabInfra(sc), simcs.FromScenario(sc))
+	srv, err := cloudstacksim.New(newLabInfra(sc), cloudstacksim.FromScenario(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,9 +300,9 @@ func TestPollPages(t *testing.T) {
 	sc := scenario.Default()
 	infra := newLabInfra(sc)
 	for i := 0; i < 520; i++ {
-		infra.hosts = append(infra.hosts, simcs.HostView{Name: fmt.Sprintf("xs-c%03d", i), Cluster: "cluster-c", Address: "127.0.3.1", PoweredOn: true, Reachable: true, Heartbeat: true})
+		infra.hosts = append(infra.hosts, cloudstacksim.HostView{Name: fmt.Sprintf("xs-c%03d", i), Cluster: "cluster-c", Address: "127.0.3.1", PoweredOn: true, Reachable: true, Heartbeat: true})
 	}
-	srv, err := simcs.New(infra, simcs.FromScenario(sc))
+	srv, err := cloudstacksim.New(infra, cloudstacksim.FromScenario(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestPollPages(t *testing.T) {
 // simulated CloudStack (eight API calls over loopback HTTP).
 func BenchmarkPoll(b *testing.B) {
 	sc := scenario.Default()
-	srv, err := simcs.New(newLabInfra(sc), simcs.FromScenario(sc))
+	srv, err := cloudstacksim.New(newLabInfra(sc), cloudstacksim.FromScenario(sc))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"xsha/cloudstack"
 	"xsha/config"
-	simcs "xsha/sim/cloudstack"
+	"xsha/sim/cloudstacksim"
 	"xsha/sim/lab"
 	"xsha/sim/scenario"
 	"xsha/xapi"
@@ -135,13 +135,13 @@ func labCloudStack(t *testing.T, edit func(*scenario.Scenario)) (*httptest.Serve
 	if edit != nil {
 		edit(sc)
 	}
-	var hosts []simcs.HostView
+	var hosts []cloudstacksim.HostView
 	for _, p := range sc.Pools {
 		for _, h := range p.Hosts {
-			hosts = append(hosts, simcs.HostView{Name: h.Name, Cluster: p.Name, Address: h.Address, PoweredOn: true, Reachable: true, Heartbeat: true})
+			hosts = append(hosts, cloudstacksim.HostView{Name: h.Name, Cluster: p.Name, Address: h.Address, PoweredOn: true, Reachable: true, Heartbeat: true})
 		}
 	}
-	srv, err := simcs.New(staticInfra(hosts), simcs.FromScenario(sc))
+	srv, err := cloudstacksim.New(staticInfra(hosts), cloudstacksim.FromScenario(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +150,9 @@ func labCloudStack(t *testing.T, edit func(*scenario.Scenario)) (*httptest.Serve
 	return ts, sc
 }
 
-type staticInfra []simcs.HostView
+type staticInfra []cloudstacksim.HostView
 
-func (s staticInfra) Hosts() []simcs.HostView { return s }
+func (s staticInfra) Hosts() []cloudstacksim.HostView { return s }
 
 type oneSnapshot struct {
 	mu sync.Mutex

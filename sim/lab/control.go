@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"xsha/sim/xapi"
+	"xsha/sim/xapisim"
 )
 
 // maxControlBody bounds control API request bodies.
@@ -98,9 +98,9 @@ func respond(w http.ResponseWriter, err error) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	case errors.Is(err, xapi.ErrNotFound):
+	case errors.Is(err, xapisim.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, xapi.ErrConflict):
+	case errors.Is(err, xapisim.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrNoCloudStack):
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -11,7 +11,7 @@ import (
 	xenapi "github.com/terra-farm/go-xen-api-client"
 
 	"xsha/sim/scenario"
-	"xsha/sim/xapi"
+	"xsha/sim/xapisim"
 )
 
 // haScenario is the seed's test bed at scale (1 s of XenServer time takes
@@ -41,16 +41,16 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	}
 }
 
-func poolState(l *Lab, pool string) xapi.PoolState {
+func poolState(l *Lab, pool string) xapisim.PoolState {
 	for _, p := range l.State().Pools {
 		if p.Name == pool {
 			return p
 		}
 	}
-	return xapi.PoolState{}
+	return xapisim.PoolState{}
 }
 
-func hostState(l *Lab, host string) xapi.HostState {
+func hostState(l *Lab, host string) xapisim.HostState {
 	for _, p := range l.State().Pools {
 		for _, h := range p.Hosts {
 			if h.Name == host {
@@ -58,10 +58,10 @@ func hostState(l *Lab, host string) xapi.HostState {
 			}
 		}
 	}
-	return xapi.HostState{}
+	return xapisim.HostState{}
 }
 
-func describeHosts(p xapi.PoolState) string {
+func describeHosts(p xapisim.PoolState) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "master=%s ha=%v:", p.Master, p.HAEnabled)
 	for _, h := range p.Hosts {
@@ -146,7 +146,7 @@ func TestSeedFailureStory(t *testing.T) {
 	waitFor(t, "an elected master in cluster-b", electionWithin, func() (bool, string) {
 		b := poolState(l, "cluster-b")
 		for _, h := range b.Hosts {
-			if h.Name == b.Master && h.Role == xapi.RoleMaster && h.Name != "xs-b1" {
+			if h.Name == b.Master && h.Role == xapisim.RoleMaster && h.Name != "xs-b1" {
 				newMaster = h.Name
 				return true, ""
 			}
@@ -159,7 +159,7 @@ func TestSeedFailureStory(t *testing.T) {
 		t.Errorf("cluster-a master %q, want the dead xs-a1", a.Master)
 	}
 	for _, h := range a.Hosts[1:] {
-		if h.Role != xapi.RoleSlave {
+		if h.Role != xapisim.RoleSlave {
 			t.Errorf("cluster-a %s: role %s, want slave", h.Name, h.Role)
 		}
 		_, err := client(t, l, h.Name).Session.LoginWithPassword("root", "xenroot", "1.0", "")
@@ -225,7 +225,7 @@ func TestSeedFailureStory(t *testing.T) {
 	}
 	waitFor(t, "xs-b1 in emergency mode", 30*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-b1")
-		return h.Role == xapi.RoleEmergency, h.Role
+		return h.Role == xapisim.RoleEmergency, h.Role
 	})
 	old := client(t, l, "xs-b1")
 	_, err = old.Session.LoginWithPassword("root", "xenroot", "1.0", "")
@@ -247,7 +247,7 @@ func TestSeedFailureStory(t *testing.T) {
 	if poolState(l, "cluster-b").HAEnabled {
 		t.Fatal("pool HA still on")
 	}
-	if h := hostState(l, "xs-b1"); h.Role != xapi.RoleEmergency {
+	if h := hostState(l, "xs-b1"); h.Role != xapisim.RoleEmergency {
 		t.Fatalf("xs-b1 left emergency mode without emergency_ha_disable: %s", h.Role)
 	}
 	// ... then xe host-emergency-ha-disable --force on the host. terra-farm
@@ -263,7 +263,7 @@ func TestSeedFailureStory(t *testing.T) {
 	// After a short delay it reconnects as a slave of the new master.
 	waitFor(t, "xs-b1 a slave again", 30*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-b1")
-		return h.Role == xapi.RoleSlave && h.Live && h.Enabled, fmt.Sprintf("%+v", h)
+		return h.Role == xapisim.RoleSlave && h.Live && h.Enabled, fmt.Sprintf("%+v", h)
 	})
 	_, err = clientURL(t, l, urlFor(l, "127.0.2.1")).Session.LoginWithPassword("root", "xenroot", "1.0", "")
 	if code, addr := errCode(err); code != "HOST_IS_SLAVE" || addr != hostState(l, newMaster).Address {
@@ -300,14 +300,14 @@ func TestEmergencyHADisableBeforePoolHADisable(t *testing.T) {
 	}
 	waitFor(t, "a new master", 20*time.Second, func() (bool, string) {
 		b := poolState(l, "cluster-b")
-		return b.Master != "xs-b1" && hostState(l, b.Master).Role == xapi.RoleMaster, describeHosts(b)
+		return b.Master != "xs-b1" && hostState(l, b.Master).Role == xapisim.RoleMaster, describeHosts(b)
 	})
 	if err := l.PowerOn("xs-b1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "xs-b1 in emergency mode", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-b1")
-		return h.Role == xapi.RoleEmergency, h.Role
+		return h.Role == xapisim.RoleEmergency, h.Role
 	})
 	old := client(t, l, "xs-b1")
 	local, err := old.Session.SlaveLocalLoginWithPassword("root", "xenroot")
@@ -338,7 +338,7 @@ func TestEmergencyHADisableBeforePoolHADisable(t *testing.T) {
 	}
 	waitFor(t, "xs-b1 rejoined", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-b1")
-		return h.Role == xapi.RoleSlave && h.Live, fmt.Sprintf("%+v", h)
+		return h.Role == xapisim.RoleSlave && h.Live, fmt.Sprintf("%+v", h)
 	})
 }
 
@@ -362,7 +362,7 @@ func TestReturningSlaveWaitsForPoolHADisable(t *testing.T) {
 	}
 	waitFor(t, "xs-a3 up", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-a3")
-		return h.Role == xapi.RoleSlave, fmt.Sprintf("%+v", h)
+		return h.Role == xapisim.RoleSlave, fmt.Sprintf("%+v", h)
 	})
 	_, err := client(t, l, "xs-a3").Session.LoginWithPassword("root", "xenroot", "", "")
 	if code, addr := errCode(err); code != "HOST_IS_SLAVE" || addr != "127.0.1.1" {
@@ -392,7 +392,7 @@ func TestSlaveLivenessWithoutHA(t *testing.T) {
 	if err := l.PowerOff("xs-a4"); err != nil {
 		t.Fatal(err)
 	}
-	if h := hostState(l, "xs-a4"); !h.Live || h.Role != xapi.RoleOff || h.Power != "off" {
+	if h := hostState(l, "xs-a4"); !h.Live || h.Role != xapisim.RoleOff || h.Power != "off" {
 		t.Errorf("right after power loss: %+v", h)
 	}
 	start := time.Now()
@@ -415,7 +415,7 @@ func TestSlaveLivenessWithoutHA(t *testing.T) {
 	}
 	waitFor(t, "xs-a4 back", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-a4")
-		return h.Live && h.Enabled && h.Role == xapi.RoleSlave, fmt.Sprintf("%+v", h)
+		return h.Live && h.Enabled && h.Role == xapisim.RoleSlave, fmt.Sprintf("%+v", h)
 	})
 }
 
@@ -435,14 +435,14 @@ func TestRecoveryOn71WithTerraFarm(t *testing.T) {
 	}
 	waitFor(t, "a new master", 20*time.Second, func() (bool, string) {
 		a := poolState(l, "cluster-a")
-		return a.Master != "xs-a1" && hostState(l, a.Master).Role == xapi.RoleMaster, describeHosts(a)
+		return a.Master != "xs-a1" && hostState(l, a.Master).Role == xapisim.RoleMaster, describeHosts(a)
 	})
 	if err := l.PowerOn("xs-a1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "xs-a1 in emergency mode", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-a1")
-		return h.Role == xapi.RoleEmergency, h.Role
+		return h.Role == xapisim.RoleEmergency, h.Role
 	})
 	old := client(t, l, "xs-a1")
 	if _, err := old.Session.LoginWithPassword("root", "xenroot", "", ""); xenCodeOf(err) != scenario.ErrHostStillBooting {
@@ -464,6 +464,6 @@ func TestRecoveryOn71WithTerraFarm(t *testing.T) {
 	}
 	waitFor(t, "xs-a1 a slave", 20*time.Second, func() (bool, string) {
 		h := hostState(l, "xs-a1")
-		return h.Role == xapi.RoleSlave && h.Live, fmt.Sprintf("%+v", h)
+		return h.Role == xapisim.RoleSlave && h.Live, fmt.Sprintf("%+v", h)
 	})
 }

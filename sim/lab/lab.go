@@ -19,9 +19,9 @@ import (
 	"sync"
 	"time"
 
-	"xsha/sim/cloudstack"
+	"xsha/sim/cloudstacksim"
 	"xsha/sim/scenario"
-	"xsha/sim/xapi"
+	"xsha/sim/xapisim"
 )
 
 // Options configure a Lab.
@@ -66,10 +66,10 @@ type Lab struct {
 	port     int
 	http     bool
 
-	pools  []*xapi.Pool
-	byName map[string]*xapi.Pool
+	pools  []*xapisim.Pool
+	byName map[string]*xapisim.Pool
 
-	cs      *cloudstack.Server
+	cs      *cloudstacksim.Server
 	csURL   string
 	csHTTP  *http.Server
 	control *http.Server
@@ -91,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Lab{sc: sc, log: log, http: opts.XAPIHTTP, byName: map[string]*xapi.Pool{}}
+	l := &Lab{sc: sc, log: log, http: opts.XAPIHTTP, byName: map[string]*xapisim.Pool{}}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
 	ok := false
@@ -156,7 +156,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	l.port = port
 	for _, p := range sc.Pools {
-		pool, err := xapi.NewPool(xapi.Options{
+		pool, err := xapisim.NewPool(xapisim.Options{
 			Scenario: sc, Pool: p.Name, Port: port, TLS: tlsFor, Listeners: listeners, Logger: log,
 		})
 		if err != nil {
@@ -173,9 +173,9 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	}
 
 	if opts.CloudStackListen != "" {
-		csOpts := cloudstack.FromScenario(sc)
+		csOpts := cloudstacksim.FromScenario(sc)
 		csOpts.Logger = log.With("component", "cloudstack")
-		cs, err := cloudstack.New(infra{l}, csOpts)
+		cs, err := cloudstacksim.New(infra{l}, csOpts)
 		if err != nil {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
@@ -343,18 +343,18 @@ func (l *Lab) XAPIURL(host string) string {
 
 // Pool returns a simulated pool by name, for tests that need more than the
 // fault-injection operations.
-func (l *Lab) Pool(name string) (*xapi.Pool, bool) {
+func (l *Lab) Pool(name string) (*xapisim.Pool, bool) {
 	p, ok := l.byName[name]
 	return p, ok
 }
 
-func (l *Lab) poolOfHost(host string) (*xapi.Pool, error) {
+func (l *Lab) poolOfHost(host string) (*xapisim.Pool, error) {
 	for _, p := range l.pools {
 		if p.HasHost(host) {
 			return p, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: host %q", xapi.ErrNotFound, host)
+	return nil, fmt.Errorf("%w: host %q", xapisim.ErrNotFound, host)
 }
 
 // PowerOff cuts a host's power: its endpoint refuses connections.
@@ -404,7 +404,7 @@ func (l *Lab) DisablePoolHA(pool string) error {
 func (l *Lab) disablePoolHA(ctx context.Context, pool string) error {
 	p, ok := l.byName[pool]
 	if !ok {
-		return fmt.Errorf("%w: pool %q", xapi.ErrNotFound, pool)
+		return fmt.Errorf("%w: pool %q", xapisim.ErrNotFound, pool)
 	}
 	return p.DisablePoolHA(ctx)
 }
@@ -436,7 +436,7 @@ func (l *Lab) SetVMHARestartPriority(vm, priority string) error {
 			return p.SetVMHARestartPriority(vm, priority)
 		}
 	}
-	return fmt.Errorf("%w: VM %q", xapi.ErrNotFound, vm)
+	return fmt.Errorf("%w: VM %q", xapisim.ErrNotFound, vm)
 }
 
 // ErrNoCloudStack is returned by CloudStack operations when the lab does
@@ -450,7 +450,7 @@ func (l *Lab) SetAlertWait(seconds *int) error {
 		return ErrNoCloudStack
 	}
 	if seconds != nil && *seconds < 0 {
-		return fmt.Errorf("%w: alert.wait %d is negative", xapi.ErrConflict, *seconds)
+		return fmt.Errorf("%w: alert.wait %d is negative", xapisim.ErrConflict, *seconds)
 	}
 	l.cs.SetAlertWait(seconds)
 	return nil
@@ -458,14 +458,14 @@ func (l *Lab) SetAlertWait(seconds *int) error {
 
 // State is the lab's state document (GET /v1/state).
 type State struct {
-	Pools []xapi.PoolState `json:"pools"`
+	Pools []xapisim.PoolState `json:"pools"`
 	// CloudStack is nil when the lab serves no CloudStack API.
-	CloudStack *cloudstack.State `json:"cloudstack,omitempty"`
+	CloudStack *cloudstacksim.State `json:"cloudstack,omitempty"`
 }
 
 // State returns the current state document.
 func (l *Lab) State() State {
-	s := State{Pools: []xapi.PoolState{}}
+	s := State{Pools: []xapisim.PoolState{}}
 	for _, p := range l.pools {
 		s.Pools = append(s.Pools, p.State())
 	}
@@ -479,14 +479,14 @@ func (l *Lab) State() State {
 // Stats are the lab's counters (GET /v1/stats).
 type Stats struct {
 	// Hosts has open sessions and calls per method for every host.
-	Hosts []xapi.HostStats `json:"hosts"`
+	Hosts []xapisim.HostStats `json:"hosts"`
 	// Calls is calls per method summed over all hosts.
 	Calls map[string]uint64 `json:"calls"`
 }
 
 // Stats returns the current counters.
 func (l *Lab) Stats() Stats {
-	s := Stats{Hosts: []xapi.HostStats{}, Calls: map[string]uint64{}}
+	s := Stats{Hosts: []xapisim.HostStats{}, Calls: map[string]uint64{}}
 	for _, p := range l.pools {
 		for _, h := range p.Stats() {
 			s.Hosts = append(s.Hosts, h)
@@ -502,11 +502,11 @@ func (l *Lab) Stats() Stats {
 // infra is the XenServer side as the simulated CloudStack sees it.
 type infra struct{ l *Lab }
 
-func (i infra) Hosts() []cloudstack.HostView {
-	var out []cloudstack.HostView
+func (i infra) Hosts() []cloudstacksim.HostView {
+	var out []cloudstacksim.HostView
 	for _, p := range i.l.pools {
 		for _, h := range p.HostViews() {
-			out = append(out, cloudstack.HostView{
+			out = append(out, cloudstacksim.HostView{
 				Name: h.Name, Cluster: p.Name(), Address: h.Address,
 				PoweredOn: h.PoweredOn, Reachable: h.Reachable, Heartbeat: h.Heartbeat,
 			})

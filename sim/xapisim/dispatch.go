@@ -1,0 +1,688 @@
+package xapisim
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"xsha/sim/scenario"
+)
+
+// apiError is an XAPI failure: ErrorDescription = [code, params...].
+type apiError struct {
+	code   string
+	params []string
+}
+
+func (e *apiError) Error() string {
+	if len(e.params) == 0 {
+		return e.code
+	}
+	return e.code + " [" + strings.Join(e.params, ", ") + "]"
+}
+
+func fail(code string, params ...string) *apiError { return &apiError{code: code, params: params} }
+
+// session is one XAPI session: in the master's table, or local to a host
+// (slave_local_login_with_password).
+type session struct {
+	ref, uuid        string
+	user, originator string
+	local            bool
+	lastActive       time.Time
+	seq              uint64
+}
+
+// Session table limits.
+const (
+	maxSessions62        = 400
+	maxSessionsPerGroup7 = 500
+)
+
+type ptype uint8
+
+const (
+	pString ptype = iota
+	pInt
+	pFloat
+	pBool
+	pStringSet
+	pStringMap
+)
+
+type param struct {
+	name string
+	typ  ptype
+}
+
+// method is one XAPI call.
+type method struct {
+	name    string
+	session bool
+	params  []param
+	// defaults is how many trailing params have defaults. Generated 6.2
+	// dispatchers ignore extra trailing params of such methods.
+	defaults  int
+	emergency bool
+	run       func(c *call) (Value, *apiError)
+}
+
+// call is one request being served, with the pool locked.
+type call struct {
+	ctx  context.Context
+	p    *Pool
+	h    *hostState
+	m    *method
+	args []any
+	sess *session
+}
+
+func (c *call) str(i int) string {
+	if i < len(c.args) {
+		s, _ := c.args[i].(string)
+		return s
+	}
+	return ""
+}
+
+func (c *call) strings(i int) []string {
+	if i < len(c.args) {
+		s, _ := c.args[i].([]string)
+		return s
+	}
+	return nil
+}
+
+func (c *call) smap(i int) map[string]string {
+	if i < len(c.args) {
+		m, _ := c.args[i].(map[string]string)
+		return m
+	}
+	return nil
+}
+
+var (
+	methods62 = buildMethods(true)
+	methods7  = buildMethods(false)
+)
+
+// call serves one request on host h.
+func (p *Pool) call(ctx context.Context, h *hostState, req *Request) Value {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, err := p.dispatch(ctx, h, req)
+	if err != nil {
+		return Failure(err.code, err.params...)
+	}
+	return Success(v)
+}
+
+func (p *Pool) dispatch(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {
+	table := methods7
+	if p.is62 {
+		table = methods62
+	}
+	m := table[req.Method]
+	counted := req.Method
+	if m == nil {
+		counted = "(unknown)"
+	}
+	h.calls[counted]++
+	p.calls[counted]++
+	if p.closed {
+		return Value{}, fail("INTERNAL_ERROR", "shutting down")
+	}
+	if !h.xapi {
+		return Value{}, fail("HOST_STILL_BOOTING")
+	}
+	// Emergency mode: every call but the emergency calls gets the stored
+	// error, checked before dispatch.
+	if h.role == RoleEmergency && (m == nil || !m.emergency) {
+		return Value{}, fail(h.emergency[0], h.emergency[1:]...)
+	}
+	if m == nil {
+		return Value{}, fail("MESSAGE_METHOD_UNKNOWN", req.Method)
+	}
+	params := req.Params
+	n := len(params)
+	if m.session {
+		n--
+	}
+	total := len(m.params)
+	mandatory := total - m.defaults
+	if (m.defaults == 0 && n != total) || n < mandatory {
+		expected := total
+		if m.defaults > 0 {
+			expected = mandatory
+		}
+		return Value{}, fail("MESSAGE_PARAMETER_COUNT_MISMATCH", req.Method, strconv.Itoa(expected), strconv.Itoa(n))
+	}
+	c := &call{ctx: ctx, p: p, h: h, m: m}
+	if m.session {
+		if params[0].Kind != KindString {
+			return Value{}, fail("FIELD_TYPE_ERROR", "session_id")
+		}
+		params = params[1:]
+	}
+	for i, prm := range m.params {
+		if i >= len(params) {
+			break
+		}
+		v, ok := convert(params[i], prm.typ, p.is62)
+		if !ok {
+			return Value{}, fail("FIELD_TYPE_ERROR", prm.name)
+		}
+		c.args = append(c.args, v)
+	}
+	if m.session {
+		ref := req.Params[0].Str
+		switch s := h.local[ref]; {
+		case s != nil:
+			c.sess = s
+		case p.sessions[ref] != nil && p.serving() == h:
+			c.sess = p.sessions[ref]
+		case h.role == RoleSlave:
+			return Value{}, fail("HOST_IS_SLAVE", h.conf)
+		default:
+			return Value{}, fail("SESSION_INVALID", ref)
+		}
+		c.sess.lastActive = time.Now()
+		// A local session on a slave reaches the database through the
+		// master: with the master gone, such calls hang.
+		if c.sess.local && h.role == RoleSlave && !m.emergency {
+			if err := p.waitForMaster(ctx, h); err != nil {
+				return Value{}, err
+			}
+		}
+	}
+	return m.run(c)
+}
+
+// waitForMaster blocks (pool unlocked) until h's master serves again.
+func (p *Pool) waitForMaster(ctx context.Context, h *hostState) *apiError {
+	for {
+		if m := p.serving(); m != nil && reachable(m) && !h.isolated && m.address == h.conf {
+			return nil
+		}
+		if p.closed {
+			return fail("INTERNAL_ERROR", "shutting down")
+		}
+		ch := p.db.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		p.mu.Lock()
+		if ctx.Err() != nil {
+			return fail("INTERNAL_ERROR", "client gone")
+		}
+	}
+}
+
+func convert(v Value, t ptype, is62 bool) (any, bool) {
+	switch t {
+	case pString:
+		if v.Kind == KindString {
+			return v.Str, true
+		}
+	case pInt:
+		switch v.Kind {
+		case KindString:
+			n, err := strconv.ParseInt(strings.TrimSpace(v.Str), 10, 64)
+			return n, err == nil
+		case KindInt:
+			// XS 6.2 reads ints only from strings.
+			return v.Int, !is62
+		}
+	case pFloat:
+		switch v.Kind {
+		case KindDouble:
+			return v.Double, true
+		case KindInt:
+			return float64(v.Int), !is62
+		case KindString:
+			if is62 {
+				return nil, false
+			}
+			f, err := strconv.ParseFloat(strings.TrimSpace(v.Str), 64)
+			return f, err == nil
+		}
+	case pBool:
+		switch v.Kind {
+		case KindBool:
+			return v.Bool, true
+		case KindString:
+			if !is62 {
+				switch strings.ToLower(v.Str) {
+				case "true":
+					return true, true
+				case "false":
+					return false, true
+				}
+			}
+		}
+	case pStringSet:
+		if v.Kind != KindArray {
+			return nil, false
+		}
+		out := make([]string, 0, len(v.Elems))
+		for _, e := range v.Elems {
+			if e.Kind != KindString {
+				return nil, false
+			}
+			out = append(out, e.Str)
+		}
+		return out, true
+	case pStringMap:
+		if v.Kind != KindStruct {
+			return nil, false
+		}
+		out := make(map[string]string, len(v.Members))
+		for _, m := range v.Members {
+			if m.Value.Kind != KindString {
+				return nil, false
+			}
+			out[m.Name] = m.Value.Str
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func buildMethods(is62 bool) map[string]*method {
+	ms := map[string]*method{}
+	add := func(m *method) { ms[m.name] = m }
+
+	// Sessions.
+	login := &method{name: "session.login_with_password", params: []param{{"uname", pString}, {"pwd", pString}, {"version", pString}}, defaults: 1, run: runLogin}
+	if !is62 {
+		login.params = append(login.params, param{"originator", pString})
+		login.defaults = 2
+	}
+	add(login)
+	add(&method{name: "session.slave_local_login_with_password", params: []param{{"uname", pString}, {"pwd", pString}}, emergency: true, run: runLocalLogin})
+	add(&method{name: "session.logout", session: true, run: runLogout})
+	add(&method{name: "session.local_logout", session: true, emergency: true, run: runLocalLogout})
+	add(&method{name: "session.get_this_host", session: true, params: []param{{"self", pString}}, run: runGetThisHost})
+
+	// Pool HA.
+	add(&method{name: "pool.enable_ha", session: true, params: []param{{"heartbeat_srs", pStringSet}, {"configuration", pStringMap}}, run: runEnableHA})
+	add(&method{name: "pool.disable_ha", session: true, run: runDisableHA})
+	add(&method{name: "pool.set_ha_host_failures_to_tolerate", session: true, params: []param{{"self", pString}, {"value", pInt}}, run: runSetTolerate})
+	add(&method{name: "pool.ha_compute_max_host_failures_to_tolerate", session: true, run: runComputeMax})
+	add(&method{name: "pool.emergency_transition_to_master", session: true, emergency: true, run: runTransitionToMaster})
+	add(&method{name: "pool.emergency_reset_master", session: true, params: []param{{"master_address", pString}}, emergency: true, run: runResetMaster})
+	add(&method{name: "pool.recover_slaves", session: true, run: runRecoverSlaves})
+	ehd := &method{name: "host.emergency_ha_disable", session: true, emergency: true, run: runEmergencyHADisable}
+	if !is62 {
+		ehd.params = []param{{"soft", pBool}}
+		ehd.defaults = 1
+	}
+	add(ehd)
+	add(&method{name: "host.disable", session: true, params: []param{{"host", pString}}, run: runHostEnable(false)})
+	add(&method{name: "host.enable", session: true, params: []param{{"host", pString}}, run: runHostEnable(true)})
+	add(&method{name: "VM.set_ha_restart_priority", session: true, params: []param{{"self", pString}, {"value", pString}}, run: runSetHARestartPriority})
+
+	// Events.
+	add(&method{name: "event.from", session: true, params: []param{{"classes", pStringSet}, {"token", pString}, {"timeout", pFloat}}, run: runEventFrom})
+	add(&method{name: "event.inject", session: true, params: []param{{"class", pString}, {"ref", pString}}, run: runEventInject})
+
+	// Generic calls of the simulated classes.
+	for name, c := range classes {
+		if is62 && name == "pool_update" {
+			continue
+		}
+		cls := c
+		add(&method{name: name + ".get_all_records", session: true, run: func(k *call) (Value, *apiError) {
+			var ms []Member
+			for _, o := range k.p.db.all(cls.name) {
+				ms = append(ms, Member{Name: o.ref, Value: k.p.db.record(o)})
+			}
+			return Struct(ms...), nil
+		}})
+		add(&method{name: name + ".get_all", session: true, run: func(k *call) (Value, *apiError) {
+			var refs []string
+			for _, o := range k.p.db.all(cls.name) {
+				refs = append(refs, o.ref)
+			}
+			return Strings(refs), nil
+		}})
+		add(&method{name: name + ".get_record", session: true, params: []param{{"self", pString}}, run: func(k *call) (Value, *apiError) {
+			o, err := k.obj(cls.name, k.str(0))
+			if err != nil {
+				return Value{}, err
+			}
+			return k.p.db.record(o), nil
+		}})
+		add(&method{name: name + ".get_by_uuid", session: true, params: []param{{"uuid", pString}}, run: func(k *call) (Value, *apiError) {
+			o, ok := k.p.db.byUUID(cls.name, k.str(0))
+			if !ok {
+				return Value{}, fail("UUID_INVALID", cls.name, k.str(0))
+			}
+			return String(o.ref), nil
+		}})
+		if cls.hasNameLabel {
+			add(&method{name: name + ".get_by_name_label", session: true, params: []param{{"label", pString}}, run: func(k *call) (Value, *apiError) {
+				var refs []string
+				for _, o := range k.p.db.all(cls.name) {
+					if o.str("name_label") == k.str(0) {
+						refs = append(refs, o.ref)
+					}
+				}
+				return Strings(refs), nil
+			}})
+		}
+		for i := range cls.fields {
+			f := &cls.fields[i]
+			if is62 && f.not62 {
+				continue
+			}
+			add(&method{name: name + ".get_" + f.name, session: true, params: []param{{"self", pString}}, run: func(k *call) (Value, *apiError) {
+				o, err := k.obj(cls.name, k.str(0))
+				if err != nil {
+					return Value{}, err
+				}
+				return encodeField(f, o.f[f.name]), nil
+			}})
+		}
+	}
+	// Classes the lab does not populate answer as empty tables.
+	for _, t := range tables {
+		if _, simulated := classes[t.name]; simulated || t.name == "session" || t.removed || (is62 && t.only7x) {
+			continue
+		}
+		cls := t.name
+		add(&method{name: cls + ".get_all_records", session: true, run: func(*call) (Value, *apiError) { return Struct(), nil }})
+		add(&method{name: cls + ".get_all", session: true, run: func(*call) (Value, *apiError) { return Array(), nil }})
+		add(&method{name: cls + ".get_record", session: true, params: []param{{"self", pString}}, run: func(k *call) (Value, *apiError) {
+			return Value{}, fail("HANDLE_INVALID", cls, k.str(0))
+		}})
+		add(&method{name: cls + ".get_by_uuid", session: true, params: []param{{"uuid", pString}}, run: func(k *call) (Value, *apiError) {
+			return Value{}, fail("UUID_INVALID", cls, k.str(0))
+		}})
+	}
+	return ms
+}
+
+// obj returns the row ref of the class, or HANDLE_INVALID.
+func (c *call) obj(class, ref string) (*object, *apiError) {
+	o, ok := c.p.db.get(ref)
+	if !ok || o.class != class {
+		return nil, fail("HANDLE_INVALID", class, ref)
+	}
+	return o, nil
+}
+
+func (p *Pool) authenticate(user, pwd string) bool {
+	return user == p.sc.Credentials.Username && pwd == p.sc.Credentials.Password
+}
+
+// authFailure waits the authentication failure delay (pool unlocked).
+func (c *call) authFailure(user string) *apiError {
+	c.p.sleep(c.ctx, c.p.durations().AuthFailureDelay.D()) //nolint:errcheck // the client left or the pool closed
+	return fail("SESSION_AUTHENTICATION_FAILED", user, "Authentication failure")
+}
+
+func runLogin(c *call) (Value, *apiError) {
+	p, h := c.p, c.h
+	user, pwd := c.str(0), c.str(1)
+	if h.role == RoleSlave {
+		if p.cfg.SlaveLogin == scenario.SlaveLoginModern {
+			// CA-129089: a slave redirects before authenticating.
+			return Value{}, fail("HOST_IS_SLAVE", h.conf)
+		}
+		// 6.2 release code authenticates through the master's database.
+		if err := p.waitForMaster(c.ctx, h); err != nil {
+			return Value{}, err
+		}
+		if !p.authenticate(user, pwd) {
+			return Value{}, c.authFailure(user)
+		}
+		return Value{}, fail("HOST_IS_SLAVE", h.conf)
+	}
+	if !p.authenticate(user, pwd) {
+		return Value{}, c.authFailure(user)
+	}
+	if p.serving() != h {
+		return Value{}, fail("HOST_STILL_BOOTING")
+	}
+	s := &session{ref: "OpaqueRef:" + newUUID(), uuid: newUUID(), user: user, lastActive: time.Now()}
+	if len(c.args) > 3 {
+		s.originator = c.str(3)
+	}
+	p.sessionSeq++
+	s.seq = p.sessionSeq
+	p.evictSessions(s)
+	p.sessions[s.ref] = s
+	return String(s.ref), nil
+}
+
+// evictSessions makes room for s as xapi's session garbage collector does:
+// 400 sessions on 6.2, 500 per originator (or user name) on 7.x, oldest
+// (least recently active) first.
+func (p *Pool) evictSessions(s *session) {
+	group := func(x *session) string {
+		if x.originator != "" {
+			return "originator:" + x.originator
+		}
+		return "user:" + x.user
+	}
+	limit := maxSessions62
+	if !p.is62 {
+		limit = maxSessionsPerGroup7
+	}
+	for {
+		var same []*session
+		for _, x := range p.sessions {
+			if p.is62 || group(x) == group(s) {
+				same = append(same, x)
+			}
+		}
+		if len(same) < limit {
+			return
+		}
+		oldest := same[0]
+		for _, x := range same[1:] {
+			if x.lastActive.Before(oldest.lastActive) || (x.lastActive.Equal(oldest.lastActive) && x.seq < oldest.seq) {
+				oldest = x
+			}
+		}
+		delete(p.sessions, oldest.ref)
+		p.db.bump()
+	}
+}
+
+func runLocalLogin(c *call) (Value, *apiError) {
+	user, pwd := c.str(0), c.str(1)
+	if !c.p.authenticate(user, pwd) {
+		return Value{}, c.authFailure(user)
+	}
+	s := &session{ref: "OpaqueRef:" + newUUID(), uuid: newUUID(), user: user, local: true, lastActive: time.Now()}
+	c.h.local[s.ref] = s
+	return String(s.ref), nil
+}
+
+func runLogout(c *call) (Value, *apiError) {
+	if c.sess.local {
+		delete(c.h.local, c.sess.ref)
+	} else {
+		delete(c.p.sessions, c.sess.ref)
+	}
+	c.p.db.bump()
+	return String(""), nil
+}
+
+func runLocalLogout(c *call) (Value, *apiError) {
+	if !c.sess.local {
+		return Value{}, fail("SESSION_INVALID", c.sess.ref)
+	}
+	delete(c.h.local, c.sess.ref)
+	c.p.db.wake()
+	return String(""), nil
+}
+
+func runGetThisHost(c *call) (Value, *apiError) {
+	if c.str(0) != c.sess.ref {
+		if _, ok := c.p.sessions[c.str(0)]; !ok {
+			return Value{}, fail("HANDLE_INVALID", "session", c.str(0))
+		}
+	}
+	return String(c.h.ref), nil
+}
+
+// onMaster fails calls that must run on the master when made with a local
+// session on a slave.
+func (c *call) onMaster() *apiError {
+	if c.p.serving() != c.h {
+		return fail("HOST_IS_SLAVE", c.h.conf)
+	}
+	return nil
+}
+
+func runEnableHA(c *call) (Value, *apiError) {
+	if err := c.onMaster(); err != nil {
+		return Value{}, err
+	}
+	if err := c.p.enableHA(c.ctx, c.strings(0), c.smap(1)); err != nil {
+		return Value{}, err
+	}
+	return String(""), nil
+}
+
+func runDisableHA(c *call) (Value, *apiError) {
+	if err := c.onMaster(); err != nil {
+		return Value{}, err
+	}
+	if err := c.p.disableHA(c.ctx); err != nil {
+		return Value{}, err
+	}
+	return String(""), nil
+}
+
+func runSetTolerate(c *call) (Value, *apiError) {
+	pool, err := c.obj("pool", c.str(0))
+	if err != nil {
+		return Value{}, err
+	}
+	n, _ := c.args[1].(int64)
+	if n < 0 {
+		return Value{}, fail("INVALID_VALUE", "ha_host_failures_to_tolerate", strconv.FormatInt(n, 10))
+	}
+	c.p.db.setField(pool, "ha_host_failures_to_tolerate", n)
+	if c.p.haEnabled() {
+		c.p.updatePlan()
+	}
+	return String(""), nil
+}
+
+func runComputeMax(c *call) (Value, *apiError) {
+	// The bisection over 0..hosts finds a plan for every number of
+	// failures (see updatePlan), so the answer is the host count.
+	return Int(int64(len(c.p.hosts))), nil
+}
+
+func runEmergencyHADisable(c *call) (Value, *apiError) {
+	soft := false
+	if len(c.args) > 0 {
+		soft, _ = c.args[0].(bool)
+	}
+	if err := c.p.emergencyHADisable(c.h, soft); err != nil {
+		return Value{}, err
+	}
+	return String(""), nil
+}
+
+// runHostEnable is host.enable or host.disable. The master forwards the
+// call to the host, so a host it cannot reach answers HOST_OFFLINE and
+// nothing changes.
+func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
+	return func(c *call) (Value, *apiError) {
+		o, err := c.obj("host", c.str(0))
+		if err != nil {
+			return Value{}, err
+		}
+		for _, x := range c.p.hosts {
+			if x.ref != o.ref {
+				continue
+			}
+			if x != c.p.serving() && !c.p.connected(x) {
+				return Value{}, fail("HOST_OFFLINE", x.ref)
+			}
+			x.disabledByAdmin = !enable
+		}
+		c.p.db.setField(o, "enabled", enable)
+		return String(""), nil
+	}
+}
+
+func runSetHARestartPriority(c *call) (Value, *apiError) {
+	o, err := c.obj("VM", c.str(0))
+	if err != nil {
+		return Value{}, err
+	}
+	if err := c.p.setHARestartPriority(o, c.str(1)); err != nil {
+		return Value{}, err
+	}
+	return String(""), nil
+}
+
+// runTransitionToMaster is pool.emergency_transition_to_master: the host
+// restarts xapi as master after the fuse time.
+func runTransitionToMaster(c *call) (Value, *apiError) {
+	h := c.h
+	if h.armed && !h.softDisabled {
+		return Value{}, fail("HA_IS_ENABLED")
+	}
+	p := c.p
+	p.restartAfterFuse(h, func() {
+		h.conf = "master"
+		p.startXAPI(h)
+	})
+	return String(""), nil
+}
+
+// runResetMaster is pool.emergency_reset_master: point this slave at
+// another master and restart xapi.
+func runResetMaster(c *call) (Value, *apiError) {
+	h := c.h
+	if h.armed && !h.softDisabled {
+		return Value{}, fail("HA_IS_ENABLED")
+	}
+	addr := c.str(0)
+	if h.conf == addr && h.role != RoleEmergency {
+		return String(""), nil
+	}
+	p := c.p
+	p.restartAfterFuse(h, func() {
+		h.conf = addr
+		p.startXAPI(h)
+	})
+	return String(""), nil
+}
+
+// runRecoverSlaves is pool.recover_slaves on the master: every reachable
+// slave not pointing here is reset to this master.
+func runRecoverSlaves(c *call) (Value, *apiError) {
+	if err := c.onMaster(); err != nil {
+		return Value{}, err
+	}
+	p, m := c.p, c.h
+	var refs []string
+	for _, x := range p.hosts {
+		if x == m || !reachable(x) || (x.armed && !x.softDisabled) {
+			continue
+		}
+		if x.conf == m.address && x.role == RoleSlave {
+			continue
+		}
+		refs = append(refs, x.ref)
+		p.restartAfterFuse(x, func() {
+			x.conf = m.address
+			p.startXAPI(x)
+		})
+	}
+	return Strings(refs), nil
+}
