@@ -50,10 +50,29 @@
 //     a new pool master makes the neighbours reachable.
 //   - A successful ping brings an Alert host back Up; a Down host goes
 //     through Connecting to Up.
-//   - prepareHostForMaintenance moves the resource state to
-//     PrepareForMaintenance, live-migrates the host's VMs to other hosts of
-//     the cluster and ends in Maintenance (ErrorInPrepareForMaintenance when
-//     a VM has nowhere to go); cancelHostMaintenance returns it to Enabled.
+//   - prepareHostForMaintenance is an asynchronous job that follows
+//     ResourceManagerImpl.maintain: it refuses a host already in
+//     PrepareForMaintenance, ErrorInPrepareForMaintenance or Maintenance, a
+//     cluster where another host is preparing, a host with incoming
+//     migrations or starting VMs, an agent that does not answer and a
+//     Disabled host (job failed, 530, CloudStack's texts); otherwise the
+//     resource state becomes PrepareForMaintenance and every VM on the host
+//     gets migration work. With no other Up, Enabled host in the cluster
+//     the job fails and the host is left in PrepareForMaintenance.
+//   - Migration work (HighAvailabilityManagerImpl.migrate) live-migrates
+//     the VM to the least loaded Up, Enabled host of the cluster; a failed
+//     attempt, or no host to go to, is retried after migrate.retry.interval
+//     up to max.retries times. SetMigrationFault makes a VM's migrations
+//     fail. An Infra that implements Migrator moves the VM on the XenServer
+//     side when the migration completes; its error fails the migration.
+//   - Every ping interval the monitor runs attemptMaintain on hosts
+//     preparing for maintenance: no VM left gives Maintenance; a failed
+//     migration with retries left gives ErrorInPrepareForMaintenance (back
+//     to PrepareForMaintenance once the errors are gone); VMs left with no
+//     retries give ErrorInMaintenance.
+//   - cancelHostMaintenance cancels scheduled migrations and returns a host
+//     in any maintenance state to Enabled; it fails while a VM is migrating
+//     away and on a host in no maintenance state.
 //
 // # Where the model deviates from CloudStack
 //
@@ -66,8 +85,14 @@
 //   - HA work is retried on every tick while no host can take a VM, not
 //     after restart.retry.interval; ha.tag, force.ha, fencing and per-VM
 //     investigation are not modelled.
-//   - VM placement stays inside the simulated CloudStack: starting or
-//     migrating a VM does not move the VM on the simulated XenServer side.
+//   - VM placement stays inside the simulated CloudStack: starting a VM
+//     does not move it on the simulated XenServer side, and migrating one
+//     does only through an Infra that implements Migrator.
+//   - Maintenance follows CloudStack since apache/cloudstack pull request
+//     3425 (2020), which added ErrorInPrepareForMaintenance and
+//     attemptMaintain. CloudStack 4.3 (the seed's version) sends a failed
+//     migration straight to ErrorInMaintenance, cannot cancel from there,
+//     and its job errors read differently.
 //   - One administrator account (root domain) exists; responses are always
 //     JSON, whatever the response parameter says.
 //   - Host CPU and memory figures are fixed, plausible values.

@@ -1,7 +1,6 @@
 package cloudstacksim
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -105,39 +104,6 @@ func (s *Server) jobResponse(j *job) asyncJobResponse {
 		r.Completed = date(j.completed)
 	}
 	return r
-}
-
-// prepareJob is ResourceManagerImpl.maintain.
-func (s *Server) prepareJob(h *host) func(time.Time) *apiError {
-	return func(time.Time) *apiError {
-		fail := func(format string, a ...any) *apiError {
-			return &apiError{code: codeInternalError, text: "Failed to prepare host for maintenance due to: " + fmt.Sprintf(format, a...)}
-		}
-		switch h.rs {
-		case rsEnabled, rsDisabled:
-		default:
-			return fail("Cannot perform maintain when resource state is %s, hostId = %d", h.rs, h.seq)
-		}
-		if h.state != statusUp {
-			return fail("Host %s is in state %s, it must be Up to be prepared for maintenance", h.name, h.state)
-		}
-		s.setResourceState(h, rsPrepare)
-		return nil
-	}
-}
-
-// cancelJob is ResourceManagerImpl.cancelMaintenance.
-func (s *Server) cancelJob(h *host) func(time.Time) *apiError {
-	return func(time.Time) *apiError {
-		switch h.rs {
-		case rsPrepare, rsMaintenance, rsErrorInPrepare, rsErrorInMaint:
-		default:
-			return &apiError{code: codeInternalError, text: fmt.Sprintf("Cannot perform cancelMaintenance when resource state is %s, hostId = %d", h.rs, h.seq)}
-		}
-		// Migrations already under way finish on their own.
-		s.setResourceState(h, rsEnabled)
-		return nil
-	}
 }
 
 // reconnectJob is AgentManagerImpl.reconnect.

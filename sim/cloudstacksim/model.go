@@ -124,6 +124,15 @@ type vm struct {
 	downHost     *host
 	downAt       time.Time
 	downLastPing time.Time
+	// Migration work scheduled by prepareHostForMaintenance (an HA work
+	// item of type Migration): the host to leave, the failed attempts and
+	// the time of the next one.
+	migWork  bool
+	migFrom  *host
+	migTries int
+	migNext  time.Time
+	// noMigrate is the fault that makes every migration of the VM fail.
+	noMigrate bool
 }
 
 func (v *vm) haEnabled() bool { return v.offering.offerHA }
@@ -385,10 +394,34 @@ func (s *Server) step() {
 	now := s.now()
 	s.observe(views, now)
 	s.updateHosts(now)
-	s.updateVMs(now)
-	s.updateMaintenance(now)
+	moves := s.updateVMs(now)
+	s.runMigrationWork(now)
+	s.monitorMaintenance(now)
 	s.runJobs(now)
 	s.syncSystemHosts(now)
+	if len(moves) == 0 {
+		return
+	}
+	// The XenServer side moves the VMs without the lock, so that the
+	// Infra may call back into the Server.
+	s.mu.Unlock()
+	errs := make([]error, len(moves))
+	for i, m := range moves {
+		errs[i] = s.migrator.MigrateVM(m.vm.instanceName, m.target.name)
+	}
+	s.mu.Lock()
+	now = s.now()
+	for i, m := range moves {
+		v := m.vm
+		if v.state != vmMigrating || v.target != m.target {
+			continue // failed meanwhile, e.g. the target went down
+		}
+		if errs[i] != nil {
+			s.failMigration(v, now, errs[i].Error())
+			continue
+		}
+		s.finishMigration(v)
+	}
 }
 
 // observe takes in the Infra view and runs the agents' pings.
@@ -505,7 +538,7 @@ func (s *Server) setHostState(h *host, to string, now time.Time, event string) {
 func (s *Server) hostDown(h *host, now time.Time) {
 	for _, v := range s.vms {
 		if v.target == h && v.state == vmMigrating {
-			s.migrationFailed(v)
+			s.failMigration(v, now, "target host is down")
 		}
 		if v.host != h || !v.active() {
 			continue
@@ -519,14 +552,6 @@ func (s *Server) hostDown(h *host, now time.Time) {
 		v.downHost, v.downAt, v.downLastPing = h, now, h.lastPing
 		v.target = nil
 		s.logger.Info("CloudStack HA work scheduled", "vm", v.name, "host", h.name)
-	}
-}
-
-func (s *Server) migrationFailed(v *vm) {
-	s.logger.Info("CloudStack VM migration failed", "vm", v.name, "from", v.host.name, "to", v.target.name)
-	v.state, v.target = vmRunning, nil
-	if v.host.rs == rsPrepare {
-		s.setResourceState(v.host, rsErrorInPrepare)
 	}
 }
 
@@ -563,8 +588,10 @@ func (s *Server) pickHost(c *cluster, exclude *host) *host {
 	return best
 }
 
-// updateVMs runs HA restarts and finishes starts and migrations.
-func (s *Server) updateVMs(now time.Time) {
+// updateVMs runs HA restarts and finishes starts and migrations; with a
+// Migrator it returns the migrations the XenServer side must carry out.
+func (s *Server) updateVMs(now time.Time) []move {
+	var moves []move
 	alertWait := s.real(s.effectiveAlertWait())
 	for _, v := range s.vms {
 		if v.haPending {
@@ -598,43 +625,17 @@ func (s *Server) updateVMs(now time.Time) {
 			s.logger.Info("CloudStack VM running", "vm", v.name, "host", v.host.name)
 		case vmMigrating:
 			t := v.target
-			if t.state != statusUp || !t.reachable {
-				s.migrationFailed(v)
-				continue
+			switch {
+			case t.state != statusUp || !t.reachable:
+				s.failMigration(v, now, "target host unreachable")
+			case s.migrator != nil:
+				moves = append(moves, move{vm: v, target: t})
+			default:
+				s.finishMigration(v)
 			}
-			s.logger.Info("CloudStack VM migrated", "vm", v.name, "from", v.host.name, "to", t.name)
-			v.lastHost, v.host, v.target, v.state = v.host, t, nil, vmRunning
 		}
 	}
-}
-
-// updateMaintenance migrates VMs off hosts preparing for maintenance.
-func (s *Server) updateMaintenance(now time.Time) {
-	for _, h := range s.hosts {
-		if h.typ != hostRouting || h.rs != rsPrepare {
-			continue
-		}
-		busy := false
-		for _, v := range s.vms {
-			if v.host != h || !v.active() {
-				continue
-			}
-			busy = true
-			if v.state != vmRunning || v.haPending {
-				continue
-			}
-			t := s.pickHost(h.cluster, h)
-			if t == nil {
-				s.logger.Info("CloudStack maintenance: no host to migrate to", "host", h.name, "vm", v.name)
-				s.setResourceState(h, rsErrorInPrepare)
-				break
-			}
-			v.state, v.target, v.until = vmMigrating, t, now.Add(s.real(s.opts.MigrateTime))
-		}
-		if !busy && h.rs == rsPrepare {
-			s.setResourceState(h, rsMaintenance)
-		}
-	}
+	return moves
 }
 
 // syncSystemHosts makes system VM hosts follow their VMs.

@@ -116,6 +116,12 @@ type Options struct {
 	// ReconnectTime how long a host stays Connecting (default 10 s); JobTime
 	// how long an asynchronous host job runs (default 1 s).
 	VMStartTime, MigrateTime, ReconnectTime, JobTime time.Duration
+	// MigrateRetryInterval is migrate.retry.interval, the wait before a
+	// failed maintenance migration is tried again (default 120 s);
+	// MigrateMaxRetries is max.retries, the attempts before it is given up
+	// (default 5).
+	MigrateRetryInterval time.Duration
+	MigrateMaxRetries    int
 	// Tick is the simulated interval between model steps (default 1 s).
 	Tick time.Duration
 	// Zone and Pod name the single zone and pod (default "zone1", "pod1").
@@ -142,6 +148,8 @@ const (
 	DefaultMigrateTime      = 20 * time.Second
 	DefaultReconnectTime    = 10 * time.Second
 	DefaultJobTime          = time.Second
+	DefaultMigrateRetry     = 120 * time.Second
+	DefaultMigrateRetries   = 5
 	defaultTick             = time.Second
 	minRealTick             = 5 * time.Millisecond
 )
@@ -166,6 +174,10 @@ type Server struct {
 	jobs      map[string]*job
 	jobOrder  []*job
 	configs   []*setting
+	// nextMonitor is when the maintenance monitor runs next.
+	nextMonitor time.Time
+	// migrator is the Infra's Migrator, nil if it has none.
+	migrator Migrator
 }
 
 // New builds a Server over infra. It reads infra once to learn the hosts
@@ -194,6 +206,8 @@ func newServer(infra Infra, opts Options, now func() time.Time) (*Server, error)
 	setDefault(&opts.MigrateTime, DefaultMigrateTime)
 	setDefault(&opts.ReconnectTime, DefaultReconnectTime)
 	setDefault(&opts.JobTime, DefaultJobTime)
+	setDefault(&opts.MigrateRetryInterval, DefaultMigrateRetry)
+	opts.MigrateMaxRetries = orInt(opts.MigrateMaxRetries, DefaultMigrateRetries)
 	setDefault(&opts.Tick, defaultTick)
 	if opts.Zone == "" {
 		opts.Zone = "zone1"
@@ -222,6 +236,8 @@ func newServer(infra Infra, opts Options, now func() time.Time) (*Server, error)
 		v := *opts.AlertWait
 		s.alertWait = &v
 	}
+	s.migrator, _ = infra.(Migrator)
+	s.nextMonitor = now().Add(s.real(opts.PingInterval))
 	if err := s.build(); err != nil {
 		return nil, err
 	}

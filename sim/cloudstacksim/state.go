@@ -26,6 +26,9 @@ type VMState struct {
 	State    string `json:"state"`
 	Host     string `json:"host"`
 	HAEnable bool   `json:"haenable"`
+	// MigrationFault is set while SetMigrationFault keeps the VM from
+	// moving.
+	MigrationFault bool `json:"migration_fault,omitempty"`
 }
 
 // State returns a copy of the current state.
@@ -40,7 +43,7 @@ func (s *Server) State() State {
 		st.Hosts = append(st.Hosts, HostState{Name: h.name, Cluster: h.cluster.name, State: h.state, ResourceState: h.rs})
 	}
 	for _, v := range s.vms {
-		vs := VMState{Name: v.instanceName, State: v.state, HAEnable: v.haEnabled()}
+		vs := VMState{Name: v.instanceName, State: v.state, HAEnable: v.haEnabled(), MigrationFault: v.noMigrate}
 		if v.host != nil && v.active() {
 			vs.Host = v.host.name
 		}
