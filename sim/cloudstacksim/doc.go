@@ -59,8 +59,9 @@
 //     resource state becomes PrepareForMaintenance and every VM on the host
 //     gets migration work. With no other Up, Enabled host in the cluster
 //     the job fails and the host is left in PrepareForMaintenance.
-//   - Migration work (HighAvailabilityManagerImpl.migrate) live-migrates
-//     the VM to the least loaded Up, Enabled host of the cluster; a failed
+//   - Migration work (HighAvailabilityManagerImpl.migrate, ha.workers at a
+//     time) live-migrates the VM to the least loaded Up, Enabled host of
+//     the cluster; a failed
 //     attempt, or no host to go to, is retried after migrate.retry.interval
 //     up to max.retries times. SetMigrationFault makes a VM's migrations
 //     fail. An Infra that implements Migrator moves the VM on the XenServer
@@ -70,9 +71,9 @@
 //     migration with retries left gives ErrorInPrepareForMaintenance (back
 //     to PrepareForMaintenance once the errors are gone); VMs left with no
 //     retries give ErrorInMaintenance.
-//   - cancelHostMaintenance cancels scheduled migrations and returns a host
-//     in any maintenance state to Enabled; it fails while a VM is migrating
-//     away and on a host in no maintenance state.
+//   - cancelHostMaintenance cancels scheduled migrations (those under way
+//     finish) and returns a host in any maintenance state to Enabled; it
+//     fails on a host in no maintenance state.
 //
 // # Where the model deviates from CloudStack
 //
@@ -91,8 +92,8 @@
 //   - Maintenance follows CloudStack since apache/cloudstack pull request
 //     3425 (2020), which added ErrorInPrepareForMaintenance and
 //     attemptMaintain. CloudStack 4.3 (the seed's version) sends a failed
-//     migration straight to ErrorInMaintenance, cannot cancel from there,
-//     and its job errors read differently.
+//     migration straight to ErrorInMaintenance, cannot cancel from there
+//     nor while a VM migrates, and its job errors read differently.
 //   - One administrator account (root domain) exists; responses are always
 //     JSON, whatever the response parameter says.
 //   - Host CPU and memory figures are fixed, plausible values.

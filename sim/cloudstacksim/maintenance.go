@@ -121,25 +121,25 @@ func (s *Server) prepareJob(h *host) func(time.Time) *apiError {
 	}
 }
 
-// cancelJob is CancelMaintenanceCmd.execute: ResourceManagerImpl.cancelMaintenance.
-// Scheduled migrations are cancelled; a migration under way makes the
-// cancel fail ("Unable to cancel migration because the vm is being
-// migrated"), and it finishes on its own.
+// cancelJob is CancelMaintenanceCmd.execute: ResourceManagerImpl.cancelMaintenance
+// and doCancelMaintenance. Scheduled migrations are cancelled; one under way
+// only gets a warning ("Unable to cancel migration because the vm is being
+// migrated") and finishes on its own. (CloudStack 4.3 refused the cancel
+// then, with "Internal error cancelling maintenance.")
 func (s *Server) cancelJob(h *host) func(time.Time) *apiError {
 	return func(time.Time) *apiError {
 		if !isMaintenanceState(h.rs) {
 			return &apiError{code: codeInternalError, text: fmt.Sprintf("Cannot perform cancelMaintenance when resource state is %s, hostId = %d", h.rs, h.seq)}
 		}
 		for _, v := range s.vms {
-			if v.migWork && v.migFrom == h && v.state != vmMigrating {
-				v.migWork = false
+			if !v.migWork || v.migFrom != h {
+				continue
 			}
-		}
-		for _, v := range s.vms {
-			if v.host == h && v.state == vmMigrating {
-				s.logger.Info("CloudStack cannot cancel maintenance: VM is being migrated", "host", h.name, "vm", v.name)
-				return &apiError{code: codeInternalError, text: "Internal error cancelling maintenance."}
+			if v.state == vmMigrating {
+				s.logger.Info("CloudStack cannot cancel a migration under way", "host", h.name, "vm", v.name)
+				continue
 			}
+			v.migWork = false
 		}
 		s.setResourceState(h, rsEnabled)
 		return nil
@@ -147,14 +147,23 @@ func (s *Server) cancelJob(h *host) func(time.Time) *apiError {
 }
 
 // runMigrationWork runs the due migration work items as
-// HighAvailabilityManagerImpl.migrate does: the VM is migrated away to
-// another Up, Enabled host of its cluster; with no such host
-// (InsufficientServerCapacityException) the host gets UnableToMigrate and
-// the work is retried after migrate.retry.interval.
+// HighAvailabilityManagerImpl.migrate does, at most ha.workers at a time:
+// the VM is migrated away to another Up, Enabled host of its cluster; with
+// no such host (InsufficientServerCapacityException) the host gets
+// UnableToMigrate and the work is retried after migrate.retry.interval.
 func (s *Server) runMigrationWork(now time.Time) {
+	busy := 0
+	for _, v := range s.vms {
+		if v.migWork && v.state == vmMigrating {
+			busy++
+		}
+	}
 	for _, v := range s.vms {
 		if !v.migWork || now.Before(v.migNext) || v.state == vmMigrating || v.state == vmStarting {
 			continue
+		}
+		if busy >= s.opts.HAWorkers {
+			return
 		}
 		from := v.migFrom
 		if v.host != from || !v.active() {
@@ -174,7 +183,9 @@ func (s *Server) runMigrationWork(now time.Time) {
 		s.logger.Info("CloudStack VM migrating", "vm", v.name, "from", from.name, "to", t.name)
 		if v.noMigrate {
 			s.failMigration(v, now, "the VM cannot move (fault)")
+			continue
 		}
+		busy++
 	}
 }
 

@@ -356,26 +356,6 @@ func TestMaintenanceRefusals(t *testing.T) {
 			},
 		},
 		{
-			name: "cancel while a VM is migrating away",
-			setup: func(t *testing.T, l *maintenanceLab) {
-				if _, err := l.prepare("xs-a1"); err != nil {
-					t.Fatal(err)
-				}
-				runUntil(t, l.s, l.clock, time.Minute, "a migration under way", func(st State) bool {
-					for _, v := range st.VMs {
-						if v.State == vmMigrating {
-							return true
-						}
-					}
-					return false
-				})
-			},
-			call: func(l *maintenanceLab) error { _, err := l.cancel("xs-a1"); return err },
-			want: func(*maintenanceLab) string {
-				return `{"errorcode":530,"errortext":"Internal error cancelling maintenance."}`
-			},
-		},
-		{
 			name: "prepare a host whose agent does not answer",
 			setup: func(t *testing.T, l *maintenanceLab) {
 				l.infra.set(cutOff, "xs-b3")
@@ -446,6 +426,45 @@ func TestMaintenanceRefusals(t *testing.T) {
 				tc.after(t, l)
 			}
 		})
+	}
+}
+
+// Cancelling while the evacuation runs: ha.workers (5) migrations are
+// under way and finish, the three VMs still waiting stay, and the host is
+// Enabled at once (doCancelMaintenance only warns about migrations under
+// way).
+func TestCancelMaintenanceDuringTheEvacuation(t *testing.T) {
+	l := newMaintenanceLab(t, newFakeInfra(), testOptions())
+	if _, err := l.prepare("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	migrating := func(st State) int {
+		n := 0
+		for _, v := range st.VMs {
+			if v.State == vmMigrating {
+				n++
+			}
+		}
+		return n
+	}
+	runUntil(t, l.s, l.clock, time.Minute, "migrations under way", func(st State) bool { return migrating(st) > 0 })
+	if n := migrating(l.s.State()); n != DefaultHAWorkers {
+		t.Errorf("%d migrations at once, want ha.workers = %d", n, DefaultHAWorkers)
+	}
+	c, err := l.cancel("xs-a1")
+	if err != nil || c.Resourcestate != rsEnabled {
+		t.Fatalf("cancelHostMaintenance during the evacuation: %v %+v", err, c)
+	}
+	run(l.s, l.clock, 10*time.Minute)
+	st := l.s.State()
+	if h := hostState(st, "xs-a1"); h.ResourceState != rsEnabled {
+		t.Errorf("xs-a1 resource state %s, want Enabled", h.ResourceState)
+	}
+	if left := vmsOn(st, "xs-a1"); len(left) != 8-DefaultHAWorkers {
+		t.Errorf("VMs left on xs-a1: %v, want the %d whose migration had not started", left, 8-DefaultHAWorkers)
+	}
+	if n := migrating(st); n != 0 {
+		t.Errorf("%d VMs still migrating", n)
 	}
 }
 

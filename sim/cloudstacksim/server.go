@@ -122,6 +122,9 @@ type Options struct {
 	// (default 5).
 	MigrateRetryInterval time.Duration
 	MigrateMaxRetries    int
+	// HAWorkers is ha.workers, how many HA work items (here: maintenance
+	// migrations) run at once (default 5).
+	HAWorkers int
 	// Tick is the simulated interval between model steps (default 1 s).
 	Tick time.Duration
 	// Zone and Pod name the single zone and pod (default "zone1", "pod1").
@@ -150,6 +153,7 @@ const (
 	DefaultJobTime          = time.Second
 	DefaultMigrateRetry     = 120 * time.Second
 	DefaultMigrateRetries   = 5
+	DefaultHAWorkers        = 5
 	defaultTick             = time.Second
 	minRealTick             = 5 * time.Millisecond
 )
@@ -208,6 +212,7 @@ func newServer(infra Infra, opts Options, now func() time.Time) (*Server, error)
 	setDefault(&opts.JobTime, DefaultJobTime)
 	setDefault(&opts.MigrateRetryInterval, DefaultMigrateRetry)
 	opts.MigrateMaxRetries = orInt(opts.MigrateMaxRetries, DefaultMigrateRetries)
+	opts.HAWorkers = orInt(opts.HAWorkers, DefaultHAWorkers)
 	setDefault(&opts.Tick, defaultTick)
 	if opts.Zone == "" {
 		opts.Zone = "zone1"
