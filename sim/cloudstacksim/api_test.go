@@ -236,19 +236,12 @@ func TestListVirtualMachinesACL(t *testing.T) {
 	}
 }
 
+// The async client from prepareHostForMaintenance to reconnectHost, with
+// the model stepped per request (see steppingTransport).
 func TestCloudStackGoAsyncMaintenanceFlow(t *testing.T) {
-	opts := testOptions()
-	opts.Speedup = 50
-	s, ts := startAPI(t, newFakeInfra(), opts)
-	cs := cloudstack.NewAsyncClient(ts.URL, testAPIKey, testSecretKey, false, cloudstack.WithAsyncTimeout(60))
-
-	hp := cs.Host.NewListHostsParams()
-	hp.SetName("xs-a1")
-	hosts, err := cs.Host.ListHosts(hp)
-	if err != nil || hosts.Count != 1 {
-		t.Fatalf("listHosts: %v %+v", err, hosts)
-	}
-	id := hosts.Hosts[0].Id
+	l := newMaintenanceLab(t, newFakeInfra(), testOptions())
+	cs := l.cs
+	id := nameUUID("host", "xs-a1")
 
 	prep, err := cs.Host.PrepareHostForMaintenance(cs.Host.NewPrepareHostForMaintenanceParams(id))
 	if err != nil {
@@ -258,11 +251,11 @@ func TestCloudStackGoAsyncMaintenanceFlow(t *testing.T) {
 		t.Errorf("prepareHostForMaintenance result: id %s state %s resourcestate %s job %q", prep.Id, prep.State, prep.Resourcestate, prep.JobID)
 	}
 	// The VMs migrate away, then the host is in Maintenance.
-	waitFor(t, 30*time.Second, "xs-a1 in Maintenance", func() bool {
-		h, err := cs.Host.ListHosts(hp)
-		return err == nil && h.Count == 1 && h.Hosts[0].Resourcestate == "Maintenance"
-	})
-	for _, v := range s.State().VMs {
+	runUntil(t, l.s, l.clock, 10*time.Minute, "xs-a1 in Maintenance", resourceState("xs-a1", rsMaintenance))
+	if h := l.host(t, "xs-a1"); h.Resourcestate != "Maintenance" {
+		t.Errorf("listHosts xs-a1 resourcestate %s, want Maintenance", h.Resourcestate)
+	}
+	for _, v := range l.s.State().VMs {
 		if v.Host == "xs-a1" {
 			t.Errorf("VM %+v still on xs-a1 in Maintenance", v)
 		}
@@ -282,22 +275,7 @@ func TestCloudStackGoAsyncMaintenanceFlow(t *testing.T) {
 	if err != nil || rc.Id != id {
 		t.Errorf("reconnectHost: %v %+v", err, rc)
 	}
-	waitFor(t, 30*time.Second, "xs-a1 Up after reconnect", func() bool {
-		h, err := cs.Host.ListHosts(hp)
-		return err == nil && h.Hosts[0].State == "Up"
-	})
-}
-
-// waitFor polls cond with a generous deadline.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runUntil(t, l.s, l.clock, time.Minute, "xs-a1 Up after reconnect", func(st State) bool { return hostState(st, "xs-a1").State == statusUp })
 }
 
 func TestQueryAsyncJobResult(t *testing.T) {
