@@ -71,6 +71,9 @@
 //     migration with retries left gives ErrorInPrepareForMaintenance (back
 //     to PrepareForMaintenance once the errors are gone); VMs left with no
 //     retries give ErrorInMaintenance.
+//   - A host in Maintenance (or Disabled) that stops answering is not
+//     investigated: it goes to Disconnected, never to Alert or Down, and
+//     comes back Up when it answers again, as a rebooted host does.
 //   - cancelHostMaintenance cancels scheduled migrations (those under way
 //     finish) and returns a host in any maintenance state to Enabled; it
 //     fails on a host in no maintenance state.

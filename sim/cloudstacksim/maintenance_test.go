@@ -468,6 +468,39 @@ func TestCancelMaintenanceDuringTheEvacuation(t *testing.T) {
 	}
 }
 
+// The seed's slave restart: a host in Maintenance is rebooted. CloudStack
+// does not investigate it, so it shows Disconnected (never Alert or Down)
+// while it is off, Up once it answers again, and cancelling maintenance
+// then gives Enabled and Up.
+func TestRebootInMaintenance(t *testing.T) {
+	l := newMaintenanceLab(t, newFakeInfra(), testOptions())
+	if _, err := l.prepare("xs-a2"); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, l.s, l.clock, 5*time.Minute, "xs-a2 in Maintenance", resourceState("xs-a2", rsMaintenance))
+
+	l.infra.set(powerOff, "xs-a2")
+	runUntil(t, l.s, l.clock, 10*time.Minute, "xs-a2 Disconnected", func(st State) bool { return hostState(st, "xs-a2").State == statusDisconnected })
+	for i := 0; i < 60; i++ { // an hour off: alert.wait (60 s) and the heartbeat timeout long passed
+		run(l.s, l.clock, time.Minute)
+		if h := hostState(l.s.State(), "xs-a2"); h.State != statusDisconnected || h.ResourceState != rsMaintenance {
+			t.Fatalf("xs-a2 = %+v while powered off in Maintenance, want Disconnected", h)
+		}
+	}
+	if h := l.host(t, "xs-a2"); h.State != statusDisconnected || h.Disconnected == "" {
+		t.Errorf("listHosts xs-a2: state %s disconnected %q, want Disconnected with a date", h.State, h.Disconnected)
+	}
+
+	l.infra.set(powerOn, "xs-a2")
+	runUntil(t, l.s, l.clock, 5*time.Minute, "xs-a2 Up", func(st State) bool { return hostState(st, "xs-a2").State == statusUp })
+	if _, err := l.cancel("xs-a2"); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.host(t, "xs-a2"); h.State != statusUp || h.Resourcestate != rsEnabled {
+		t.Errorf("listHosts xs-a2 after cancel: state %s resourcestate %s, want Up Enabled", h.State, h.Resourcestate)
+	}
+}
+
 // migratingInfra is a fakeInfra whose XenServer side takes migrations.
 type migratingInfra struct {
 	*fakeInfra

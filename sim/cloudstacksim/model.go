@@ -489,6 +489,13 @@ func (s *Server) updateHosts(now time.Time) {
 		if silent <= pingTimeout || h.state == statusDown {
 			continue
 		}
+		// AgentManagerImpl.MonitorTask: a host in Disabled or Maintenance
+		// is not investigated; its agent is put Disconnected
+		// (ShutdownRequested), so it never goes to Alert or Down.
+		if h.rs == rsDisabled || h.rs == rsMaintenance {
+			s.setHostState(h, statusDisconnected, now, "ShutdownRequested")
+			continue
+		}
 		if s.investigate(h, now) == statusDown {
 			s.setHostState(h, statusDown, now, "HostDown")
 			s.hostDown(h, now)
