@@ -1,9 +1,14 @@
 package cloudstacksim
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrUnknownVM is returned, wrapped, for a VM name the simulated CloudStack
+// does not know.
+var ErrUnknownVM = errors.New("cloudstack: unknown VM")
 
 // Migrator is implemented by an Infra that can live-migrate VMs on the
 // XenServer side. When the Infra given to New implements it, a migration
@@ -300,5 +305,5 @@ func (s *Server) SetMigrationFault(name string, fail bool) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cloudstack: no VM %q", name)
+	return fmt.Errorf("%w %q", ErrUnknownVM, name)
 }

@@ -547,9 +547,23 @@ func TestMaintenanceMigratesOnTheXenServerSide(t *testing.T) {
 	}
 }
 
-func TestSetMigrationFaultUnknownVM(t *testing.T) {
-	s, _ := newModel(t, newFakeInfra(), testOptions())
-	if err := s.SetMigrationFault("no-such-vm", true); err == nil {
-		t.Error("SetMigrationFault on an unknown VM succeeded")
+func TestSetMigrationFaultNames(t *testing.T) {
+	opts := testOptions()
+	opts.VMs = append(opts.VMs, VM{Name: "web", InstanceName: "i-2-10-VM", Host: "xs-b2"})
+	s, _ := newModel(t, newFakeInfra(), opts)
+	if err := s.SetMigrationFault("no-such-vm", true); !errors.Is(err, ErrUnknownVM) {
+		t.Errorf("SetMigrationFault on an unknown VM: %v, want ErrUnknownVM", err)
+	}
+	// The hypervisor-side name works as well as the CloudStack name.
+	for _, tc := range []struct {
+		name string
+		fail bool
+	}{{"i-2-10-VM", true}, {"web", false}, {"web", true}} {
+		if err := s.SetMigrationFault(tc.name, tc.fail); err != nil {
+			t.Fatalf("SetMigrationFault(%q, %v): %v", tc.name, tc.fail, err)
+		}
+		if v := vmState(s.State(), "i-2-10-VM"); v.MigrationFault != tc.fail {
+			t.Errorf("after SetMigrationFault(%q, %v) the VM shows %+v", tc.name, tc.fail, v)
+		}
 	}
 }
