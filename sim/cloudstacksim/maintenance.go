@@ -62,12 +62,14 @@ func (s *Server) upAndEnabled(c *cluster, exclude *host) bool {
 // and doMaintain of CloudStack 4.x with ResourceState's
 // ErrorInPrepareForMaintenance (apache/cloudstack
 // server/src/main/java/com/cloud/resource/ResourceManagerImpl.java). Every
-// refusal is a CloudRuntimeException, so the job fails with 530 and the
-// exception's text (ApiAsyncJobDispatcher.runJob).
+// refusal is a CloudRuntimeException, which the command turns into a 530
+// ServerApiException "Failed to prepare host for maintenance due to: ..."
+// (api/.../command/admin/host/PrepareForMaintenanceCmd.java); the job fails
+// with it (ApiAsyncJobDispatcher.runJob).
 func (s *Server) prepareJob(h *host) func(time.Time) *apiError {
 	return func(now time.Time) *apiError {
 		fail := func(format string, a ...any) *apiError {
-			return &apiError{code: codeInternalError, text: fmt.Sprintf(format, a...)}
+			return &apiError{code: codeInternalError, text: "Failed to prepare host for maintenance due to: " + fmt.Sprintf(format, a...)}
 		}
 		if !canAttemptMaintenance(h.rs) {
 			return fail("Host is already in state %s. Cannot recall for maintenance until resolved.", h.rs)

@@ -275,6 +275,21 @@ func TestMaintenanceWithAVMThatCannotMove(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "prepare again from ErrorInMaintenance once fixed",
+			then: func(t *testing.T, l *maintenanceLab) {
+				runUntil(t, l.s, l.clock, 15*time.Minute, "xs-a1 in ErrorInMaintenance", resourceState("xs-a1", rsErrorInMaint))
+				if err := l.s.SetMigrationFault("win-a2", false); err != nil {
+					t.Fatal(err)
+				}
+				// ErrorInMaintenance accepts AdminAskMaintenance.
+				prep, err := l.prepare("xs-a1")
+				if err != nil || prep.Resourcestate != rsPrepare {
+					t.Fatalf("prepareHostForMaintenance from ErrorInMaintenance: %v %+v", err, prep)
+				}
+				runUntil(t, l.s, l.clock, 3*time.Minute, "xs-a1 in Maintenance", resourceState("xs-a1", rsMaintenance))
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,7 +323,7 @@ func TestMaintenanceWithAVMThatCannotMove(t *testing.T) {
 
 // Refusals come back the way CloudStack sends them: an unknown id at once
 // with HTTP 431, everything else as a failed job (530) with
-// ResourceManagerImpl's text.
+// ResourceManagerImpl's text, which PrepareForMaintenanceCmd prefixes.
 func TestMaintenanceRefusals(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -335,7 +350,7 @@ func TestMaintenanceRefusals(t *testing.T) {
 			},
 			call: func(l *maintenanceLab) error { _, err := l.prepare("xs-b2"); return err },
 			want: func(*maintenanceLab) string {
-				return `{"errorcode":530,"errortext":"Host is already in state Maintenance. Cannot recall for maintenance until resolved."}`
+				return `{"errorcode":530,"errortext":"Failed to prepare host for maintenance due to: Host is already in state Maintenance. Cannot recall for maintenance until resolved."}`
 			},
 		},
 		{
@@ -347,7 +362,7 @@ func TestMaintenanceRefusals(t *testing.T) {
 			},
 			call: func(l *maintenanceLab) error { _, err := l.prepare("xs-a2"); return err },
 			want: func(l *maintenanceLab) string {
-				return fmt.Sprintf(`{"errorcode":530,"errortext":"There are other servers attempting migrations for maintenance. Found hosts in PrepareForMaintenance OR ErrorInPrepareForMaintenance STATUS in cluster %d"}`, l.clusterSeq("cluster-a"))
+				return fmt.Sprintf(`{"errorcode":530,"errortext":"Failed to prepare host for maintenance due to: There are other servers attempting migrations for maintenance. Found hosts in PrepareForMaintenance OR ErrorInPrepareForMaintenance STATUS in cluster %d"}`, l.clusterSeq("cluster-a"))
 			},
 			after: func(t *testing.T, l *maintenanceLab) {
 				if h := l.host(t, "xs-a2"); h.Resourcestate != rsEnabled {
@@ -363,7 +378,7 @@ func TestMaintenanceRefusals(t *testing.T) {
 			},
 			call: func(l *maintenanceLab) error { _, err := l.prepare("xs-b3"); return err },
 			want: func(l *maintenanceLab) string {
-				return fmt.Sprintf(`{"errorcode":530,"errortext":"Unable to prepare for maintenance host %d"}`, l.seq("xs-b3"))
+				return fmt.Sprintf(`{"errorcode":530,"errortext":"Failed to prepare host for maintenance due to: Unable to prepare for maintenance host %d"}`, l.seq("xs-b3"))
 			},
 			after: func(t *testing.T, l *maintenanceLab) {
 				if h := l.host(t, "xs-b3"); h.Resourcestate != rsEnabled {
@@ -375,7 +390,7 @@ func TestMaintenanceRefusals(t *testing.T) {
 			name: "prepare the last host of a cluster",
 			call: func(l *maintenanceLab) error { _, err := l.prepare("xs-c1"); return err },
 			want: func(l *maintenanceLab) string {
-				return fmt.Sprintf(`{"errorcode":530,"errortext":"Unable to prepare for maintenance host %d"}`, l.seq("xs-c1"))
+				return fmt.Sprintf(`{"errorcode":530,"errortext":"Failed to prepare host for maintenance due to: Unable to prepare for maintenance host %d"}`, l.seq("xs-c1"))
 			},
 			after: func(t *testing.T, l *maintenanceLab) {
 				// Left in PrepareForMaintenance with its VM; the monitor
