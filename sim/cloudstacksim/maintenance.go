@@ -19,7 +19,9 @@ var ErrUnknownVM = errors.New("cloudstack: unknown VM")
 type Migrator interface {
 	// MigrateVM live-migrates the VM with the hypervisor-side name
 	// instanceName (its name_label) to the host named host. It is called
-	// without the Server's lock held.
+	// from the model's step, without the Server's lock held, once
+	// Options.MigrateTime has passed, and should return promptly: the
+	// migration's duration is already spent.
 	MigrateVM(instanceName, host string) error
 }
 
