@@ -495,7 +495,7 @@ func (p *Pool) protectedVMs() []*object {
 // protected VM there is nothing to place and a plan always exists; with
 // one, no plan survives the loss of every host. The lab's bin packing is a
 // simplification: the protected VMs' memory must fit in the memory of the
-// n-smallest-hosts-removed rest of the pool.
+// hosts left when the n largest fail.
 func (p *Pool) planExists(n int64) bool {
 	vms := p.protectedVMs()
 	if len(vms) == 0 {
