@@ -60,6 +60,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		xapiPort  = app.Flag("xapi-port", "XAPI port of every simulated host; 0 picks a free one.").Default("8443").Int()
 		xapiHTTP  = app.Flag("xapi-http", "Serve XAPI over plain HTTP instead of HTTPS.").Bool()
 		timeScale = app.Flag("time-scale", "Override the scenario's time_scale (0.1 runs ten times faster).").Float64()
+		returning = app.Flag("returning-host", "Override every pool's returning_host: stuck (as the seed saw it) or self_rejoin (as xen-api's code reads).").
+				Enum(string(scenario.ReturningHostStuck), string(scenario.ReturningHostSelfRejoin))
 	)
 	logConfig := &promslog.Config{Writer: stderr}
 	flag.AddFlags(app, logConfig)
@@ -88,6 +90,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	if *timeScale > 0 {
 		sc.TimeScale = *timeScale
+	}
+	if *returning != "" {
+		for i := range sc.Pools {
+			sc.Pools[i].ReturningHost = scenario.ReturningHost(*returning)
+		}
 	}
 	logger.Info("starting xsha-sim", "version", version.Info(), "pools", len(sc.Pools), "time_scale", sc.TimeScale)
 

@@ -56,7 +56,7 @@ pools:
 	done := make(chan int, 1)
 	go func() {
 		done <- serve(ctx, []string{"--scenario", scenarioFile, "--state-dir", state, "--xapi-port", "0",
-			"--control-listen", "127.0.0.1:0", "--cloudstack-listen", "", "--xapi-http"}, &logs)
+			"--control-listen", "127.0.0.1:0", "--cloudstack-listen", "", "--xapi-http", "--returning-host", "self_rejoin"}, &logs)
 	}()
 	var inf info
 	deadline := time.Now().Add(20 * time.Second)
@@ -82,6 +82,7 @@ pools:
 			Name           string `json:"name"`
 			ProductVersion string `json:"product_version"`
 			HAEnabled      bool   `json:"ha_enabled"`
+			ReturningHost  string `json:"returning_host"`
 		} `json:"pools"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&st)
@@ -89,7 +90,8 @@ pools:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Pools) != 1 || st.Pools[0].Name != "lab" || st.Pools[0].ProductVersion != "7.1.0" || !st.Pools[0].HAEnabled {
+	if len(st.Pools) != 1 || st.Pools[0].Name != "lab" || st.Pools[0].ProductVersion != "7.1.0" || !st.Pools[0].HAEnabled ||
+		st.Pools[0].ReturningHost != "self_rejoin" {
 		t.Errorf("state %+v", st)
 	}
 	cfg, err := os.ReadFile(filepath.Join(state, "xsha.yml"))
@@ -122,6 +124,7 @@ func TestServeRejectsBadInput(t *testing.T) {
 		{[]string{"--scenario", filepath.Join(dir, "missing.yml")}, 1, "cannot load the scenario"},
 		{[]string{"--no-such-flag"}, 2, "unknown long flag"},
 		{[]string{"--time-scale=-1"}, 1, "must not be negative"},
+		{[]string{"--returning-host", "sometimes"}, 2, "enum value must be one of"},
 	} {
 		var logs syncBuffer
 		if code := serve(context.Background(), tc.args, &logs); code != tc.code || !strings.Contains(logs.String(), tc.log) {

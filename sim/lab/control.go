@@ -25,6 +25,9 @@ const maxControlBody = 1 << 16
 //	POST /v1/hosts/{host}/reconnect             restore it
 //	POST /v1/hosts/{host}/heartbeat-sr/unplug   unplug the heartbeat SR's PBD
 //	POST /v1/hosts/{host}/heartbeat-sr/plug     plug it again
+//	POST /v1/hosts/{host}/required-pif/unplug   unplug a disallow_unplug PIF
+//	POST /v1/hosts/{host}/required-pif/plug     plug it again
+//	POST /v1/hosts/{host}/xapi-restart          restart xapi (toolstack)
 //	POST /v1/pools/{pool}/ha-disable            disable pool HA out of band
 //	POST /v1/vms/{vm}/ha-restart-priority       {"priority": "restart"|"best-effort"|""}
 //	POST /v1/cloudstack/alert-wait              {"seconds": 60} or {"seconds": null}
@@ -47,6 +50,9 @@ func (l *Lab) Handler() http.Handler {
 		"reconnect":           l.Reconnect,
 		"heartbeat-sr/unplug": l.UnplugHeartbeatSR,
 		"heartbeat-sr/plug":   l.PlugHeartbeatSR,
+		"required-pif/unplug": l.UnplugRequiredPIF,
+		"required-pif/plug":   l.PlugRequiredPIF,
+		"xapi-restart":        l.RestartXAPI,
 	}
 	for path, op := range hostOps {
 		r.HandleFunc("/v1/hosts/{host}/"+path, func(w http.ResponseWriter, req *http.Request) {

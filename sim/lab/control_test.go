@@ -53,7 +53,8 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("%d pools", len(pools))
 	}
 	a := pools[0].(map[string]any)
-	for key, want := range map[string]any{"name": "cluster-a", "product_version": "6.2.0", "master": "xs-a1", "ha_enabled": false, "ha_timeout_seconds": 60.0} {
+	for key, want := range map[string]any{"name": "cluster-a", "product_version": "6.2.0", "master": "xs-a1", "ha_enabled": false, "ha_timeout_seconds": 60.0,
+		"returning_host": "stuck", "edition": "per-socket"} {
 		if a[key] != want {
 			t.Errorf("pool %s = %v, want %v", key, a[key], want)
 		}
@@ -82,6 +83,11 @@ func TestControlAPI(t *testing.T) {
 		{"POST", "/v1/hosts/xs-b4/power-off", "", 200},
 		{"POST", "/v1/hosts/xs-b4/power-off", "", 409},
 		{"POST", "/v1/hosts/xs-b3/power-on", "", 409},
+		{"POST", "/v1/hosts/xs-a2/required-pif/unplug", "", 200},
+		{"POST", "/v1/hosts/nope/required-pif/plug", "", 404},
+		{"POST", "/v1/hosts/xs-a3/xapi-restart", "", 200},
+		{"POST", "/v1/hosts/xs-a3/xapi-restart", "", 409},
+		{"POST", "/v1/hosts/xs-b4/xapi-restart", "", 409},
 		{"POST", "/v1/hosts/nope/power-off", "", 404},
 		{"POST", "/v1/pools/cluster-a/ha-disable", "", 409},
 		{"POST", "/v1/pools/nope/ha-disable", "", 404},
@@ -109,6 +115,15 @@ func TestControlAPI(t *testing.T) {
 	}
 	if h := hostState(l, "xs-a4"); h.HeartbeatSRAttached || !h.Isolated {
 		t.Errorf("xs-a4: %+v", h)
+	}
+	if h := hostState(l, "xs-a3"); h.Role != "booting" {
+		t.Errorf("xs-a3 right after xapi-restart: role %s, want booting", h.Role)
+	}
+	// pool.enable_ha sees the unplugged PIF.
+	ca, sa, _ := loginPool(t, l, "xs-a1")
+	srs, _ := ca.SR.GetByNameLabel(sa, "MGMT-HA")
+	if err := ca.Pool.EnableHa(sa, srs, nil); xenCodeOf(err) != "REQUIRED_PIF_IS_UNPLUGGED" {
+		t.Errorf("enable_ha with xs-a2's required PIF unplugged: %v", err)
 	}
 	if s.CloudStack.AlertWait != "" {
 		t.Errorf("alert_wait %q after null", s.CloudStack.AlertWait)

@@ -428,6 +428,35 @@ func (l *Lab) PlugHeartbeatSR(host string) error {
 	return p.SetHeartbeatPBD(host, true)
 }
 
+// UnplugRequiredPIF unplugs the host's storage PIF that has
+// disallow_unplug set: pool.enable_ha then fails with
+// REQUIRED_PIF_IS_UNPLUGGED.
+func (l *Lab) UnplugRequiredPIF(host string) error {
+	p, err := l.poolOfHost(host)
+	if err != nil {
+		return err
+	}
+	return p.SetRequiredPIF(host, false)
+}
+
+// PlugRequiredPIF undoes UnplugRequiredPIF.
+func (l *Lab) PlugRequiredPIF(host string) error {
+	p, err := l.poolOfHost(host)
+	if err != nil {
+		return err
+	}
+	return p.SetRequiredPIF(host, true)
+}
+
+// RestartXAPI restarts the host's xapi, as xe-toolstack-restart does.
+func (l *Lab) RestartXAPI(host string) error {
+	p, err := l.poolOfHost(host)
+	if err != nil {
+		return err
+	}
+	return p.RestartXAPI(host)
+}
+
 // SetVMHARestartPriority sets a VM's XenServer HA restart priority:
 // "restart", "best-effort" or "".
 func (l *Lab) SetVMHARestartPriority(vm, priority string) error {

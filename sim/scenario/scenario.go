@@ -46,6 +46,35 @@ const (
 	SlaveLoginLegacy = "legacy"
 )
 
+// ReturningHost says what an armed host does when it boots while pool HA is
+// on and another host is master (see Pool.ReturningHost).
+type ReturningHost string
+
+// Returning-host behaviours.
+const (
+	// ReturningHostStuck is what the seed observed on XenServer 6.2: the
+	// old master stays in emergency mode, and a returning slave stays not
+	// live, until pool HA is disabled and (for the old master)
+	// host.emergency_ha_disable runs on it.
+	ReturningHostStuck ReturningHost = "stuck"
+	// ReturningHostSelfRejoin is what xen-api's code reads
+	// (ocaml/xapi/xapi_ha.ml, on_server_restart and on_master_failure):
+	// the host's HA daemon joins the running liveset, the old master's
+	// proposal to be master is refused and it restarts as a slave of the
+	// liveset's master; a host whose daemon keeps failing retries every
+	// 10 s and disarms itself once pool HA is disabled.
+	ReturningHostSelfRejoin ReturningHost = "self_rejoin"
+)
+
+// Editions a pool can be licensed for (host.edition).
+const (
+	// EditionPerSocket is the paid 6.2 edition; HA is licensed.
+	EditionPerSocket = "per-socket"
+	// EditionFree restricts HA: pool.enable_ha fails with
+	// LICENSE_RESTRICTION.
+	EditionFree = "free"
+)
+
 // Scenario is everything the lab simulates.
 type Scenario struct {
 	// TimeScale multiplies every duration: 1 is real time, 0.01 runs a
@@ -97,6 +126,10 @@ type Durations struct {
 	// HostAssumedDead is how long, without pool HA, the master keeps a
 	// silent host live (600 s).
 	HostAssumedDead Duration `yaml:"host_assumed_dead"`
+	// ContactRetry is how long the master retries forwarding a call to a
+	// host it holds live but cannot reach before it answers
+	// CANNOT_CONTACT_HOST (10 s).
+	ContactRetry Duration `yaml:"contact_retry"`
 }
 
 // Pool is one simulated XenServer pool.
@@ -122,6 +155,12 @@ type Pool struct {
 	EmergencyError string `yaml:"emergency_error"`
 	// SlaveLogin is "modern" (default) or "legacy"; see SlaveLoginModern.
 	SlaveLogin string `yaml:"slave_login"`
+	// ReturningHost is "stuck" (default, as the seed saw it) or
+	// "self_rejoin" (as xen-api's code reads); see ReturningHostStuck.
+	ReturningHost ReturningHost `yaml:"returning_host"`
+	// Edition is the hosts' license edition: "per-socket" (default) or
+	// "free", which restricts HA.
+	Edition string `yaml:"edition"`
 	// Hotfixes are the hotfixes applied on every host, e.g. XS62ESP1004.
 	Hotfixes []string `yaml:"hotfixes"`
 	// Hosts are the pool members.
@@ -451,6 +490,7 @@ var defaultDurations = Durations{
 	DisableHA:         Duration(10 * time.Second),
 	AuthFailureDelay:  Duration(5 * time.Second),
 	HostAssumedDead:   Duration(600 * time.Second),
+	ContactRetry:      Duration(10 * time.Second),
 }
 
 func (d *Durations) setDefaults() {
@@ -466,6 +506,7 @@ func (d *Durations) setDefaults() {
 		{&d.DisableHA, &defaultDurations.DisableHA},
 		{&d.AuthFailureDelay, &defaultDurations.AuthFailureDelay},
 		{&d.HostAssumedDead, &defaultDurations.HostAssumedDead},
+		{&d.ContactRetry, &defaultDurations.ContactRetry},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
@@ -574,6 +615,21 @@ func (s *Scenario) setDefaults() error {
 		case SlaveLoginModern, SlaveLoginLegacy:
 		default:
 			return fmt.Errorf("scenario: pool %q: slave_login %q: want modern or legacy", p.Name, p.SlaveLogin)
+		}
+		switch p.ReturningHost {
+		case "":
+			p.ReturningHost = ReturningHostStuck
+		case ReturningHostStuck, ReturningHostSelfRejoin:
+		default:
+			return fmt.Errorf("scenario: pool %q: returning_host %q: want %s or %s", p.Name, p.ReturningHost,
+				ReturningHostStuck, ReturningHostSelfRejoin)
+		}
+		switch p.Edition {
+		case "":
+			p.Edition = EditionPerSocket
+		case EditionPerSocket, EditionFree:
+		default:
+			return fmt.Errorf("scenario: pool %q: edition %q: want %s or %s", p.Name, p.Edition, EditionPerSocket, EditionFree)
 		}
 		if p.HeartbeatSR == "" {
 			p.HeartbeatSR = "MGMT-HA"

@@ -72,6 +72,8 @@ pools:
     product_version: "7.1.0"
     ha_enabled: true
     ha_timeout: 30s
+    returning_host: self_rejoin
+    edition: free
     hosts:
       - {name: h1, address: 127.0.5.1}
       - {name: h2, address: 127.0.5.2}
@@ -94,6 +96,13 @@ cloudstack:
 		t.Errorf("durations %+v", d)
 	}
 	p := s.Pools[0]
+	if p.ReturningHost != ReturningHostSelfRejoin || p.Edition != EditionFree || d.ContactRetry.D() != 10*time.Second {
+		t.Errorf("returning_host %q, edition %q, contact_retry %v", p.ReturningHost, p.Edition, d.ContactRetry)
+	}
+	if again, _ := Parse([]byte("pools: [{name: p1, hosts: [{name: h1, address: 127.0.5.1}]}]")); again.Pools[0].ReturningHost != ReturningHostStuck ||
+		again.Pools[0].Edition != EditionPerSocket {
+		t.Errorf("defaults: returning_host %q, edition %q", again.Pools[0].ReturningHost, again.Pools[0].Edition)
+	}
 	if p.Master != "h1" || p.Is62() || p.HATimeout.D() != 30*time.Second || p.Hosts[1].UUID == "" || p.UUID == "" {
 		t.Errorf("pool %+v", p)
 	}
@@ -124,6 +133,8 @@ func TestParseErrors(t *testing.T) {
 		{"pools: [{name: p, product_version: '5.6', hosts: [{name: h, address: 127.0.0.1}]}]", "product_version"},
 		{"pools: [{name: p, ha_enabled: true, hosts: [{name: h, address: 127.0.0.1}]}]", "heartbeat SR"},
 		{"pools: [{name: p, emergency_error: X, hosts: [{name: h, address: 127.0.0.1}]}]", "emergency_error"},
+		{"pools: [{name: p, returning_host: rejoin, hosts: [{name: h, address: 127.0.0.1}]}]", "returning_host"},
+		{"pools: [{name: p, edition: enterprise, hosts: [{name: h, address: 127.0.0.1}]}]", "edition"},
 		{"pools: [{name: p, hosts: [{name: h, address: 127.0.0.1}], vms: [{name: v, host: nope}]}]", "not in pool"},
 		{"pools: [{name: p, hosts: [{name: h, address: 127.0.0.1}], vms: [{name: v, ha_restart_priority: '1'}]}]", "ha_restart_priority"},
 		{"pools: [{name: p, hosts: [{name: h, address: 127.0.0.1}], vms: [{name: v, offering: nope}]}]", "offering"},

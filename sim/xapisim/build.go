@@ -2,6 +2,7 @@ package xapisim
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +48,12 @@ func smCapable(typ string) bool {
 }
 
 // build fills the database from the scenario.
+// haRestricted reports whether the pool's license edition restricts HA
+// (Pool_features.is_enabled Features.HA is false).
+func (p *Pool) haRestricted() bool { return p.cfg.Edition == scenario.EditionFree }
+
 func (p *Pool) build() {
+	restrictHA := strconv.FormatBool(p.haRestricted())
 	cfg := p.cfg
 	d := p.db
 	now := p.started
@@ -378,7 +384,7 @@ func (p *Pool) build() {
 			"hostname":                           h.name,
 			"address":                            h.address,
 			"metrics":                            h.metricsRef,
-			"license_params":                     map[string]string{"sku_type": "per-socket", "expiry": "20380119T03:14:07Z", "restrict_ha": "false"},
+			"license_params":                     map[string]string{"sku_type": p.cfg.Edition, "expiry": "20380119T03:14:07Z", "restrict_ha": restrictHA},
 			"ha_statefiles":                      []string{},
 			"ha_network_peers":                   []string{},
 			"blobs":                              map[string]string{},
@@ -386,7 +392,7 @@ func (p *Pool) build() {
 			"external_auth_type":                 "",
 			"external_auth_service_name":         "",
 			"external_auth_configuration":        map[string]string{},
-			"edition":                            "per-socket",
+			"edition":                            p.cfg.Edition,
 			"license_server":                     map[string]string{"address": "localhost", "port": "27000"},
 			"bios_strings":                       map[string]string{"bios-vendor": "Cisco Systems, Inc.", "system-manufacturer": "Cisco Systems Inc", "system-product-name": "UCSB-B200-M3"},
 			"power_on_mode":                      "",
@@ -435,7 +441,7 @@ func (p *Pool) build() {
 		"redo_log_enabled":             false,
 		"redo_log_vdi":                 NullRef,
 		"vswitch_controller":           "",
-		"restrictions":                 map[string]string{"restrict_ha": "false", "restrict_pool_attached_storage": "false", "restrict_wlb": "false", "restrict_vswitch_controller": "false", "sku_type": "per-socket", "enable_xha": "true"},
+		"restrictions":                 map[string]string{"restrict_ha": restrictHA, "restrict_pool_attached_storage": "false", "restrict_wlb": "false", "restrict_vswitch_controller": "false", "sku_type": p.cfg.Edition, "enable_xha": strconv.FormatBool(!p.haRestricted())},
 		"metadata_VDIs":                []string{},
 		"ha_cluster_stack":             "xhad",
 		"allowed_operations":           []string{"ha_enable"},

@@ -410,10 +410,15 @@ func TestElectionRestartsProtectedVMs(t *testing.T) {
 }
 
 // TestHostEnableDisable: host.disable and host.enable are forwarded to the
-// host; an unreachable one answers HOST_OFFLINE and keeps its state, and a
-// host disabled by the administrator stays disabled.
+// host (message_forwarding.ml at XS62, do_op_on): a host the master holds
+// live but cannot reach answers CANNOT_CONTACT_HOST, one it holds dead
+// HOST_OFFLINE, and either keeps its state. An administrator's host.disable
+// is held in xapi's memory only (xapi_host.ml, user_requested_host_disable):
+// a reboot or an xapi restart forgets it and the host re-enables itself.
 func TestHostEnableDisable(t *testing.T) {
-	r := newRPC(t, fastScenario(0.002), "cluster-a")
+	sc := fastScenario(0.002)
+	sc.Durations.HostAssumedDead = scenario.Duration(300 * time.Second)
+	r := newRPC(t, sc, "cluster-a")
 	s := r.login("xs-a1")
 	ref := func(name string) Value { return r.must("xs-a1", "host.get_by_name_label", s, String(name)).Elems[0] }
 	enabled := func(name string) bool { return r.must("xs-a1", "host.get_enabled", s, ref(name)).Bool }
@@ -430,19 +435,56 @@ func TestHostEnableDisable(t *testing.T) {
 	if err := r.p.PowerOff("xs-a4"); err != nil {
 		t.Fatal(err)
 	}
-	for _, method := range []string{"host.disable", "host.enable"} {
-		if _, e := r.do("xs-a1", method, s, ref("xs-a4")); strings.Join(e, " ") != "HOST_OFFLINE "+ref("xs-a4").Str {
-			t.Errorf("%s on a powered-off host: %v, want HOST_OFFLINE", method, e)
+	check := func(want string) {
+		t.Helper()
+		for _, method := range []string{"host.disable", "host.enable"} {
+			if _, e := r.do("xs-a1", method, s, ref("xs-a4")); strings.Join(e, " ") != want+" "+ref("xs-a4").Str {
+				t.Errorf("%s on a powered-off host: %v, want %s", method, e, want)
+			}
+		}
+		if !enabled("xs-a4") {
+			t.Error("a failed host.disable disabled xs-a4")
 		}
 	}
-	if !enabled("xs-a4") {
-		t.Error("a failed host.disable disabled xs-a4")
-	}
+	// Still live in the master's database: the forwarding fails.
+	check("CANNOT_CONTACT_HOST")
+	waitState(t, r.p, "xs-a4 declared dead", func(st PoolState) bool { return !st.Hosts[3].Live })
+	check("HOST_OFFLINE")
 	if err := r.p.PowerOn("xs-a4"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, r.p, "xs-a4 back and enabled", func(st PoolState) bool {
 		return st.Hosts[3].Role == RoleSlave && st.Hosts[3].Live && st.Hosts[3].Enabled
+	})
+
+	// host.disable does not survive a reboot nor an xapi restart.
+	for _, tc := range []struct {
+		name  string
+		cycle func(host string) error
+	}{
+		{"reboot", func(h string) error {
+			if err := r.p.PowerOff(h); err != nil {
+				return err
+			}
+			return r.p.PowerOn(h)
+		}},
+		{"xapi restart", r.p.RestartXAPI},
+	} {
+		r.must("xs-a1", "host.disable", s, ref("xs-a3"))
+		if err := tc.cycle("xs-a3"); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		waitState(t, r.p, "xs-a3 back after "+tc.name, func(st PoolState) bool {
+			return st.Hosts[2].Role == RoleSlave && st.Hosts[2].Live && st.Hosts[2].Enabled
+		})
+	}
+	// The master's own flag goes with its xapi too.
+	r.must("xs-a1", "host.disable", s, ref("xs-a1"))
+	if err := r.p.RestartXAPI("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, r.p, "xs-a1 master and enabled again", func(st PoolState) bool {
+		return st.Hosts[0].Role == RoleMaster && st.Hosts[0].Enabled
 	})
 }
 

@@ -568,20 +568,14 @@ func runSetTolerate(c *call) (Value, *apiError) {
 		return Value{}, err
 	}
 	n, _ := c.args[1].(int64)
-	if n < 0 {
-		return Value{}, fail("INVALID_VALUE", "ha_host_failures_to_tolerate", strconv.FormatInt(n, 10))
-	}
-	c.p.db.setField(pool, "ha_host_failures_to_tolerate", n)
-	if c.p.haEnabled() {
-		c.p.updatePlan()
+	if err := c.p.setFailuresToTolerate(pool, n); err != nil {
+		return Value{}, err
 	}
 	return String(""), nil
 }
 
 func runComputeMax(c *call) (Value, *apiError) {
-	// The bisection over 0..hosts finds a plan for every number of
-	// failures (see updatePlan), so the answer is the host count.
-	return Int(int64(len(c.p.hosts))), nil
+	return Int(c.p.maxFailuresToTolerate()), nil
 }
 
 func runEmergencyHADisable(c *call) (Value, *apiError) {
@@ -596,24 +590,36 @@ func runEmergencyHADisable(c *call) (Value, *apiError) {
 }
 
 // runHostEnable is host.enable or host.disable. The master forwards the
-// call to the host, so a host it cannot reach answers HOST_OFFLINE and
-// nothing changes.
+// call to the host (message_forwarding.ml at XS62, do_op_on): check_live
+// answers HOST_OFFLINE for a host its database does not hold live; a live
+// host it cannot reach gives CANNOT_CONTACT_HOST once the connection
+// attempts have failed. Nothing changes then.
 func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
 	return func(c *call) (Value, *apiError) {
 		o, err := c.obj("host", c.str(0))
 		if err != nil {
 			return Value{}, err
 		}
-		for _, x := range c.p.hosts {
+		p := c.p
+		for _, x := range p.hosts {
 			if x.ref != o.ref {
 				continue
 			}
-			if x != c.p.serving() && !c.p.connected(x) {
-				return Value{}, fail("HOST_OFFLINE", x.ref)
+			if x != p.serving() {
+				if !p.metricsObj(x).boolean("live") {
+					return Value{}, fail("HOST_OFFLINE", x.ref)
+				}
+				if !reachable(x) {
+					p.sleep(c.ctx, p.durations().ContactRetry.D()) //nolint:errcheck // the answer is the same
+					if !reachable(x) {
+						return Value{}, fail("CANNOT_CONTACT_HOST", x.ref)
+					}
+				}
 			}
+			// xapi keeps this flag in memory (xapi_host.ml).
 			x.disabledByAdmin = !enable
 		}
-		c.p.db.setField(o, "enabled", enable)
+		p.db.setField(o, "enabled", enable)
 		return String(""), nil
 	}
 }
@@ -633,7 +639,7 @@ func runSetHARestartPriority(c *call) (Value, *apiError) {
 // restarts xapi as master after the fuse time.
 func runTransitionToMaster(c *call) (Value, *apiError) {
 	h := c.h
-	if h.armed && !h.softDisabled {
+	if h.armed {
 		return Value{}, fail("HA_IS_ENABLED")
 	}
 	p := c.p
@@ -648,7 +654,7 @@ func runTransitionToMaster(c *call) (Value, *apiError) {
 // another master and restart xapi.
 func runResetMaster(c *call) (Value, *apiError) {
 	h := c.h
-	if h.armed && !h.softDisabled {
+	if h.armed {
 		return Value{}, fail("HA_IS_ENABLED")
 	}
 	addr := c.str(0)
@@ -672,7 +678,7 @@ func runRecoverSlaves(c *call) (Value, *apiError) {
 	p, m := c.p, c.h
 	var refs []string
 	for _, x := range p.hosts {
-		if x == m || !reachable(x) || (x.armed && !x.softDisabled) {
+		if x == m || !reachable(x) || x.armed {
 			continue
 		}
 		if x.conf == m.address && x.role == RoleSlave {

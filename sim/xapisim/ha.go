@@ -2,6 +2,7 @@ package xapisim
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"time"
 
@@ -20,7 +21,8 @@ func (p *Pool) powerOff(h *hostState) {
 	h.epoch++
 	h.local = map[string]*session{}
 	h.inLiveset = false
-	h.softDisabled = false
+	h.haDaemonStopped = false
+	h.disabledByAdmin = false
 	h.waitingHA = false
 	h.pendingJoin = false
 	h.emergency, h.emKind = nil, emNone
@@ -51,12 +53,14 @@ func (p *Pool) powerOn(h *hostState) {
 }
 
 // restartXAPI stops h's xapi and starts it again after the start-up time,
-// then runs then.
+// then runs then. What xapi holds in memory only is lost, such as an
+// administrator's host.disable (xapi_host.ml).
 func (p *Pool) restartXAPI(h *hostState, then func()) {
 	h.xapi = false
 	h.epoch++
 	h.local = map[string]*session{}
 	h.pendingJoin = false
+	h.disabledByAdmin = false
 	h.ep.close()
 	if p.master == h {
 		p.sessions = map[string]*session{}
@@ -72,11 +76,14 @@ func (p *Pool) restartAfterFuse(h *hostState, then func()) {
 
 // startXAPI is xapi (re)starting on h: it decides, from the host's local
 // state and what it can see of the pool, whether h is master, slave or in
-// emergency mode.
+// emergency mode. It follows xapi.ml's start-up order at XS62: the HA
+// start-up loop (Xapi_ha.on_server_restart) runs before Pool.hello.
 func (p *Pool) startXAPI(h *hostState) {
 	h.xapi = true
 	h.emergency, h.emKind = nil, emNone
 	h.waitingHA = false
+	// on_server_restart starts the HA daemon again while ha.armed is set.
+	h.haDaemonStopped = false
 	if err := h.ep.open(); err != nil {
 		p.log.Error("cannot open endpoint", "host", h.name, "err", err)
 	}
@@ -85,19 +92,35 @@ func (p *Pool) startXAPI(h *hostState) {
 		other = nil
 	}
 	haOn := p.haEnabled()
-	armed := h.armed && !h.softDisabled
+	selfRejoin := p.cfg.ReturningHost == scenario.ReturningHostSelfRejoin
+	if selfRejoin && h.armed && !haOn {
+		// The daemon finds the pool state invalid (a completed disable_ha
+		// went through the statefile) or the master confirms HA is off:
+		// MTC_EXIT_INVALID_POOL_STATE disarms the host and start-up goes
+		// on (xapi_ha.ml, on_server_restart).
+		h.armed = false
+		h.inLiveset = false
+		p.log.Info("HA start-up found pool HA disabled: host disarmed itself", "host", h.name)
+	}
+	armed := h.armed
 	if h.conf == "master" {
 		switch {
 		case armed && other == nil && p.master == h:
 			p.masterStart(h)
 			return
+		case armed && selfRejoin && other != nil && p.statefileAccess(h):
+			// xhad joins the running liveset; ha_propose_master is refused,
+			// so on_master_failure makes the host a slave of the liveset's
+			// master (become_another_masters_slave restarts xapi).
+			h.inLiveset = true
+			h.conf = other.address
+			p.log.Info("old master joined the liveset: restarting as a slave", "host", h.name, "master", other.name)
+			p.restartXAPI(h, func() { p.startXAPI(h) })
+			return
 		case armed:
-			// xhad cannot join a liveset that has moved on without it.
-			code := p.cfg.EmergencyError
-			if !p.statefileAccess(h) {
-				code = scenario.ErrHostCannotAccessStatefile
-			}
-			p.enterEmergency(h, emHAStartup, code)
+			// xhad cannot join a liveset that has moved on without it
+			// (stuck), or cannot reach the statefile (self_rejoin too).
+			p.enterHAStartupLoop(h)
 			return
 		case other == nil:
 			p.master = h
@@ -106,6 +129,14 @@ func (p *Pool) startXAPI(h *hostState) {
 		}
 		// check_no_other_masters: another master runs, so demote.
 		h.conf = other.address
+	}
+	if armed && haOn && selfRejoin && !h.inLiveset {
+		if !p.statefileAccess(h) {
+			p.enterHAStartupLoop(h)
+			return
+		}
+		// The daemon joins the running liveset.
+		h.inLiveset = true
 	}
 	if other != nil && h.conf != other.address && p.learnsNewMaster(h) {
 		h.conf = other.address
@@ -121,21 +152,33 @@ func (p *Pool) startXAPI(h *hostState) {
 	case haOn && armed && h.inLiveset:
 		p.join(h)
 	case haOn && armed:
-		// A returning host cannot join a running liveset: it waits, not
-		// live, until pool HA is disabled.
+		// stuck: a returning host cannot join a running liveset: it
+		// waits, not live, until pool HA is disabled.
 		h.role = RoleSlave
 		h.waitingHA = true
 		p.db.setField(p.metricsObj(h), "live", false)
 		p.db.setField(p.hostObj(h), "enabled", false)
 		p.log.Info("slave waiting for pool HA to be disabled", "host", h.name)
 	case haOn:
+		// resynchronise_ha_state (xapi.ml): locally disarmed, pool armed.
 		p.enterEmergency(h, emPoolHAHostDisabled, "HA_POOL_IS_ENABLED_BUT_HOST_IS_DISABLED")
 	default:
 		// The master confirms HA is off: disarm.
 		h.armed = false
-		h.softDisabled = false
 		p.join(h)
 	}
+}
+
+// enterHAStartupLoop is Xapi_ha.on_server_restart retrying
+// ha_start_daemon every 10 s: emergency mode with
+// HA_HOST_CANNOT_ACCESS_STATEFILE when the host cannot reach the statefile,
+// else the pool's configured error.
+func (p *Pool) enterHAStartupLoop(h *hostState) {
+	code := p.cfg.EmergencyError
+	if !p.statefileAccess(h) {
+		code = scenario.ErrHostCannotAccessStatefile
+	}
+	p.enterEmergency(h, emHAStartup, code)
 }
 
 // learnsNewMaster reports whether h follows a new master by itself: only a
@@ -143,7 +186,7 @@ func (p *Pool) startXAPI(h *hostState) {
 // keeps asking the master its pool.conf names until
 // pool.emergency_reset_master or pool.recover_slaves points it elsewhere.
 func (p *Pool) learnsNewMaster(h *hostState) bool {
-	return p.haEnabled() && h.armed && !h.softDisabled
+	return p.haEnabled() && h.armed && !h.haDaemonStopped
 }
 
 func (p *Pool) enterEmergency(h *hostState, kind emKind, code string, params ...string) {
@@ -193,8 +236,9 @@ func (p *Pool) masterStart(h *hostState) {
 	for _, x := range p.hosts {
 		p.db.setField(p.hostObj(x), "enabled", false)
 	}
-	if p.haEnabled() && !(h.armed && !h.softDisabled) {
-		// A master starting disarmed turns pool HA off.
+	if p.haEnabled() && !h.armed {
+		// A master starting disarmed turns pool HA off
+		// (resynchronise_ha_state, xapi.ml).
 		p.setPoolHAOff()
 	}
 	haOn := p.haEnabled()
@@ -354,7 +398,7 @@ func (p *Pool) elect() {
 	old := p.master
 	var members, candidates []*hostState
 	for _, x := range hostsByUUID(p.hosts) {
-		if x != old && x.power == powerOn && x.xapi && x.inLiveset && x.armed && !x.softDisabled {
+		if x != old && x.power == powerOn && x.xapi && x.inLiveset && x.armed && !x.haDaemonStopped {
 			members = append(members, x)
 			if p.statefileAccess(x) {
 				candidates = append(candidates, x)
@@ -394,12 +438,17 @@ func (p *Pool) reconsider() {
 		if x.power != powerOn || !x.xapi || x.pendingJoin || x == m {
 			continue
 		}
-		armed := x.armed && !x.softDisabled
+		selfRejoin := p.cfg.ReturningHost == scenario.ReturningHostSelfRejoin
 		switch {
 		case x.role == RoleEmergency && x.emKind == emMasterUnreachable && m != nil && reachable(m) &&
 			(x.conf == m.address || p.learnsNewMaster(x)):
 		case x.role == RoleEmergency && x.emKind == emPoolHAHostDisabled && !haOn:
-		case x.role == RoleSlave && x.waitingHA && !haOn && !armed:
+		case x.role == RoleEmergency && x.emKind == emHAStartup && selfRejoin &&
+			(!haOn || (m != nil && p.statefileAccess(x))):
+			// self_rejoin: the start-up loop's next attempt succeeds, or
+			// finds pool HA disabled and disarms (xapi_ha.ml,
+			// on_server_restart).
+		case x.role == RoleSlave && x.waitingHA && !haOn && !x.armed:
 		default:
 			continue
 		}
@@ -411,14 +460,95 @@ func (p *Pool) reconsider() {
 	}
 }
 
-// updatePlan is the HA planner's update_pool_status. The lab does not model
-// memory, so a plan always exists for ha_host_failures_to_tolerate
-// failures (as it does under CloudStack, with no protected VMs), and the
-// pool is not overcommitted.
+// updatePlan is the HA planner's update_pool_status
+// (xapi_ha_vm_failover.ml at XS62): with a plan for
+// ha_host_failures_to_tolerate failures the pool is not overcommitted and
+// ha_plan_exists_for follows the setting; without one
+// (mark_pool_as_overcommitted) ha_plan_exists_for drops to what can be
+// planned for and the pool is overcommitted.
 func (p *Pool) updatePlan() {
 	pool := p.poolObj()
-	p.db.setField(pool, "ha_plan_exists_for", pool.integer("ha_host_failures_to_tolerate"))
-	p.db.setField(pool, "ha_overcommitted", false)
+	n := pool.integer("ha_host_failures_to_tolerate")
+	if p.planExists(n) {
+		p.db.setField(pool, "ha_plan_exists_for", n)
+		p.db.setField(pool, "ha_overcommitted", false)
+		return
+	}
+	p.db.setField(pool, "ha_plan_exists_for", min(n, p.maxFailuresToTolerate()))
+	p.db.setField(pool, "ha_overcommitted", true)
+}
+
+// protectedVMs returns the VMs xHA must keep running
+// (Helpers.vm_should_always_run: ha_always_run and priority "restart").
+func (p *Pool) protectedVMs() []*object {
+	var out []*object
+	for _, vm := range p.db.all("VM") {
+		if vm.boolean("ha_always_run") && vm.str("ha_restart_priority") == "restart" {
+			out = append(out, vm)
+		}
+	}
+	return out
+}
+
+// planExists is plan_for_n_failures (xapi_ha_vm_failover.ml): can the
+// protected VMs run on whatever hosts survive n failures? With no
+// protected VM there is nothing to place and a plan always exists; with
+// one, no plan survives the loss of every host. The lab's bin packing is a
+// simplification: the protected VMs' memory must fit in the memory of the
+// hosts left when the n largest fail.
+func (p *Pool) planExists(n int64) bool {
+	vms := p.protectedVMs()
+	if len(vms) == 0 {
+		return true
+	}
+	if n < 0 || n >= int64(len(p.cfg.Hosts)) {
+		return false
+	}
+	mem := make([]int64, 0, len(p.cfg.Hosts))
+	for _, h := range p.cfg.Hosts {
+		mem = append(mem, h.MemoryMiB<<20)
+	}
+	sort.Slice(mem, func(i, j int) bool { return mem[i] < mem[j] })
+	var capacity, need int64
+	for _, m := range mem[:int64(len(mem))-n] {
+		capacity += m
+	}
+	for _, vm := range vms {
+		need += vm.integer("memory_static_max")
+	}
+	return need <= capacity
+}
+
+// maxFailuresToTolerate is compute_max_host_failures_to_tolerate: the
+// largest n in 0..hosts with a plan (Helpers.bisect), so at most hosts-1
+// when a VM is protected.
+func (p *Pool) maxFailuresToTolerate() int64 {
+	var best int64
+	for n := int64(0); n <= int64(len(p.cfg.Hosts)); n++ {
+		if !p.planExists(n) {
+			break
+		}
+		best = n
+	}
+	return best
+}
+
+// setFailuresToTolerate is pool.set_ha_host_failures_to_tolerate
+// (xapi_pool.ml at XS62): a change that would turn an existing plan into
+// none fails with HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN
+// (assert_configuration_change_preserves_ha_plan, only with pool HA on and
+// ha_allow_overcommit false); the planner then runs whether HA is on or not.
+func (p *Pool) setFailuresToTolerate(pool *object, n int64) *apiError {
+	if n < 0 {
+		return fail("INVALID_VALUE", "ha_host_failures_to_tolerate", strconv.FormatInt(n, 10))
+	}
+	if cur := pool.integer("ha_plan_exists_for"); cur > 0 && p.haEnabled() && !pool.boolean("ha_allow_overcommit") &&
+		p.planExists(cur) && !p.planExists(n) {
+		return fail("HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN")
+	}
+	p.db.setField(pool, "ha_host_failures_to_tolerate", n)
+	p.updatePlan()
+	return nil
 }
 
 // setPoolHAOff clears the pool's HA flags (statefiles and configuration
@@ -490,7 +620,13 @@ func (p *Pool) waitOperation(m *hostState, d time.Duration, op string) *apiError
 	return nil
 }
 
-// enableHA is pool.enable_ha on the serving master.
+// enableHA is pool.enable_ha on the serving master, in the order of
+// Xapi_ha.enable (xapi_ha.ml at XS62 and 1.14-lcm): HA_IS_ENABLED,
+// LICENSE_RESTRICTION, REQUIRED_PIF_IS_UNPLUGGED, HOST_OFFLINE, the
+// statefile SR; then the statefile VDIs and ha_configuration are recorded
+// and the hosts join the liveset. A failure after that runs disable_internal
+// and leaves pool HA off, with ha_statefiles and ha_configuration as the
+// failed attempt wrote them.
 func (p *Pool) enableHA(ctx context.Context, srs []string, config map[string]string) *apiError {
 	if p.haEnabled() {
 		return &apiError{code: "HA_IS_ENABLED"}
@@ -501,6 +637,22 @@ func (p *Pool) enableHA(ctx context.Context, srs []string, config map[string]str
 	defer p.unlockHAOp()
 	if p.haEnabled() {
 		return &apiError{code: "HA_IS_ENABLED"}
+	}
+	if p.haRestricted() {
+		// Pool_features: 6.2 raises it bare, 7.x names the feature.
+		if p.is62 {
+			return fail("LICENSE_RESTRICTION")
+		}
+		return fail("LICENSE_RESTRICTION", "HA")
+	}
+	var unplugged []string
+	for _, x := range p.hosts {
+		if x.requiredPIFUnplugged {
+			unplugged = append(unplugged, p.requiredPIFRef(x))
+		}
+	}
+	if len(unplugged) > 0 {
+		return fail("REQUIRED_PIF_IS_UNPLUGGED", unplugged...)
 	}
 	for _, x := range p.hosts {
 		if !p.metricsObj(x).boolean("live") {
@@ -530,20 +682,32 @@ func (p *Pool) enableHA(ctx context.Context, srs []string, config map[string]str
 	}
 	m := p.serving()
 	p.log.Info("enabling pool HA", "sr", sr.str("name_label"))
+	p.recordHAConfig(sr, config)
 	if e := p.waitOperation(m, p.durations().EnableHA.D(), "enable_ha"); e != nil {
 		return e
 	}
 	for _, x := range p.hosts {
-		if x != m && !p.connected(x) {
-			return &apiError{code: "HA_FAILED_TO_FORM_LIVESET"}
+		var e *apiError
+		switch {
+		case x != m && !p.connected(x):
+			e = &apiError{code: "HA_FAILED_TO_FORM_LIVESET"}
+		case !p.attachedTo(x, sr.ref):
+			e = &apiError{code: "HA_HOST_CANNOT_ACCESS_STATEFILE"}
 		}
-		if !p.attachedTo(x, sr.ref) {
-			return &apiError{code: "HA_HOST_CANNOT_ACCESS_STATEFILE"}
+		if e != nil {
+			// "Perform a disable since the pool HA state isn't
+			// consistent": no host stays armed, ha_enabled stays false.
+			p.log.Warn("enable_ha failed; pool HA disabled again", "host", x.name, "err", e.code)
+			return e
 		}
 	}
 	p.completeEnableHA(sr, config)
 	return nil
 }
+
+// requiredPIFRef is the reference of h's storage PIF that has
+// disallow_unplug set. The lab does not populate the PIF table.
+func (p *Pool) requiredPIFRef(h *hostState) string { return refFor("PIF", h.name+"/storage") }
 
 func (p *Pool) attachedTo(h *hostState, sr string) bool {
 	pbd := p.pbdOf(h, sr)
@@ -563,8 +727,23 @@ func (p *Pool) checkStatefileSR(sr *object) *apiError {
 	return nil
 }
 
-// completeEnableHA is the end of a successful enable_ha: statefile and
-// metadata VDIs, pool fields, every host armed in the liveset.
+// recordHAConfig is the start of enable_ha: statefile and metadata VDIs
+// found or created, Pool.ha_statefiles and ha_configuration recorded, no
+// plan yet. They stay when the enable fails.
+func (p *Pool) recordHAConfig(sr *object, config map[string]string) {
+	statefile := p.haVDI(sr, "ha_statefile", "Statefile for HA", "Used for storage heartbeating", 4<<20)
+	p.haVDI(sr, "redo_log", "Metadata for HA", "Used for master failover", 256<<20)
+	if config == nil {
+		config = map[string]string{}
+	}
+	pool := p.poolObj()
+	p.db.setField(pool, "ha_statefiles", []string{statefile})
+	p.db.setField(pool, "ha_configuration", config)
+	p.db.setField(pool, "ha_plan_exists_for", int64(0))
+}
+
+// completeEnableHA is the end of a successful enable_ha: pool fields, every
+// host armed in the liveset. recordHAConfig ran before.
 func (p *Pool) completeEnableHA(sr *object, config map[string]string) {
 	statefile := p.haVDI(sr, "ha_statefile", "Statefile for HA", "Used for storage heartbeating", 4<<20)
 	metadata := p.haVDI(sr, "redo_log", "Metadata for HA", "Used for master failover", 256<<20)
@@ -598,7 +777,7 @@ func (p *Pool) completeEnableHA(sr *object, config map[string]string) {
 	}
 	for _, x := range p.hosts {
 		x.armed = true
-		x.softDisabled = false
+		x.haDaemonStopped = false
 		x.inLiveset = true
 		ho := p.hostObj(x)
 		if p.attachedTo(x, sr.ref) {
@@ -627,7 +806,18 @@ func (p *Pool) haVDI(sr *object, typ, name, description string, size int64) stri
 	return ref
 }
 
-// disableHA is pool.disable_ha on the serving master.
+// disableRetry is how long Xapi_ha.disable_internal waits after a partial
+// failure before trying again (xapi_ha.ml: "Will try again in 30s").
+const disableRetry = 30 * time.Second
+
+// disableHA is pool.disable_ha on the serving master (Xapi_ha.disable and
+// disable_internal, xapi_ha.ml at XS62 and 1.14-lcm). With statefile access
+// the master marks the pool state invalid and is done whoever answers.
+// Without it, every host of the pool must answer
+// ha_disable_failover_decisions (the master forwards it, so a host it holds
+// dead gives HOST_OFFLINE and one in emergency mode its error); a partial
+// failure is retried every 30 s, without end, and the call does not return
+// meanwhile.
 func (p *Pool) disableHA(ctx context.Context) *apiError {
 	if !p.haEnabled() {
 		return &apiError{code: "HA_NOT_ENABLED"}
@@ -644,6 +834,12 @@ func (p *Pool) disableHA(ctx context.Context) *apiError {
 	if e := p.waitOperation(m, p.durations().DisableHA.D(), "disable_ha"); e != nil {
 		return e
 	}
+	for !p.statefileAccess(m) && !p.everyHostAnswers(m) {
+		p.log.Warn("partial failure disabling pool HA without the statefile; trying again in 30s")
+		if e := p.waitOperation(m, disableRetry, "disable_ha"); e != nil {
+			return e
+		}
+	}
 	if !p.haEnabled() {
 		return &apiError{code: "HA_NOT_ENABLED"}
 	}
@@ -653,7 +849,7 @@ func (p *Pool) disableHA(ctx context.Context) *apiError {
 	for _, x := range p.hosts {
 		if x == m || (reachable(x) && x.role != RoleEmergency) {
 			x.armed = false
-			x.softDisabled = false
+			x.haDaemonStopped = false
 			x.inLiveset = false
 			ho := p.hostObj(x)
 			p.db.setField(ho, "ha_statefiles", []string{})
@@ -666,22 +862,38 @@ func (p *Pool) disableHA(ctx context.Context) *apiError {
 	return nil
 }
 
-// emergencyHADisable is host.emergency_ha_disable on h.
+// everyHostAnswers reports whether every host but the master m would
+// answer a call the master forwards to it: live in the master's database,
+// reachable and out of emergency mode.
+func (p *Pool) everyHostAnswers(m *hostState) bool {
+	for _, x := range p.hosts {
+		if x != m && (!p.metricsObj(x).boolean("live") || !reachable(x) || x.role != RoleSlave) {
+			return false
+		}
+	}
+	return true
+}
+
+// emergencyHADisable is host.emergency_ha_disable on h (xapi_ha.ml). It
+// disarms fencing and stops the HA daemon; only the hard form clears
+// ha.armed (soft=true, 7.x only, leaves it set, as 1.14-lcm does). The HA
+// start-up loop checks ha.armed before each attempt, so only the hard form
+// lets a host stuck in it carry on starting.
 func (p *Pool) emergencyHADisable(h *hostState, soft bool) *apiError {
-	armed := h.armed && !h.softDisabled
-	if !armed {
+	if !h.armed {
 		if soft {
 			return nil
 		}
 		return &apiError{code: "HA_NOT_ENABLED"}
 	}
-	if soft {
-		h.softDisabled = true
-	} else {
-		h.armed = false
-	}
 	h.inLiveset = false
-	p.log.Info("HA disabled on host", "host", h.name, "soft", soft)
+	h.haDaemonStopped = true
+	if soft {
+		p.log.Info("HA daemon stopped on host; ha.armed left set", "host", h.name)
+		return nil
+	}
+	h.armed = false
+	p.log.Info("HA disabled on host", "host", h.name)
 	if h.role == RoleEmergency && h.emKind == emHAStartup && !h.pendingJoin {
 		// The HA start-up loop gives up and xapi carries on starting.
 		h.pendingJoin = true

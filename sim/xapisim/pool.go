@@ -71,16 +71,23 @@ type hostState struct {
 	emKind    emKind
 	// armed is the local ha.armed flag.
 	armed bool
-	// softDisabled is host.emergency_ha_disable(soft=true), until reboot.
-	softDisabled bool
+	// haDaemonStopped: host.emergency_ha_disable(soft=true) stopped the HA
+	// daemon but left ha.armed set (xapi_ha.ml, 1.14-lcm); the next xapi
+	// start starts the daemon again.
+	haDaemonStopped bool
 	// inLiveset: the host's xhad is part of the running liveset.
 	inLiveset bool
 	// waitingHA: a slave that returned while pool HA was on and cannot
 	// join until it is disabled.
 	waitingHA bool
 	isolated  bool
-	// disabledByAdmin: host.disable was called; it stays disabled.
+	// disabledByAdmin: host.disable was called. xapi keeps this in memory
+	// only (Xapi_host_helpers.user_requested_host_disable, xapi_host.ml
+	// at XS62), so a reboot or an xapi restart forgets it.
 	disabledByAdmin bool
+	// requiredPIFUnplugged: the host's storage PIF with disallow_unplug
+	// set is unplugged (pool.enable_ha refuses).
+	requiredPIFUnplugged bool
 	// lostVMs are VMs the master reset while the host was cut off; they
 	// still run and come back when the host is heard again.
 	lostVMs []string
@@ -409,6 +416,41 @@ func (p *Pool) SetHeartbeatPBD(name string, attached bool) error {
 	}
 	p.db.setField(pbd, "currently_attached", attached)
 	p.updateStatefileAccess()
+	p.reconsider()
+	return nil
+}
+
+// SetRequiredPIF unplugs or plugs the host's storage PIF that has
+// disallow_unplug set; while it is unplugged pool.enable_ha fails with
+// REQUIRED_PIF_IS_UNPLUGGED.
+func (p *Pool) SetRequiredPIF(name string, attached bool) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, err := p.host(name)
+	if err != nil {
+		return err
+	}
+	h.requiredPIFUnplugged = !attached
+	return nil
+}
+
+// RestartXAPI restarts a host's xapi (xe-toolstack-restart): the endpoint
+// refuses connections for the start-up time, sessions and what xapi holds
+// in memory only (an administrator's host.disable) are lost, and the host
+// starts again by the HA rules. It fails on a host that is off, booting or
+// whose xapi is already restarting.
+func (p *Pool) RestartXAPI(name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, err := p.host(name)
+	if err != nil {
+		return err
+	}
+	if h.power != powerOn || !h.xapi {
+		return fmt.Errorf("%w: host %s has no running xapi", ErrConflict, name)
+	}
+	p.log.Info("xapi restarting", "host", h.name)
+	p.restartXAPI(h, func() { p.startXAPI(h) })
 	return nil
 }
 
@@ -552,6 +594,8 @@ type PoolState struct {
 	Master           string      `json:"master"`
 	HAEnabled        bool        `json:"ha_enabled"`
 	HATimeoutSeconds int         `json:"ha_timeout_seconds"`
+	ReturningHost    string      `json:"returning_host"`
+	Edition          string      `json:"edition"`
 	Hosts            []HostState `json:"hosts"`
 }
 
@@ -565,6 +609,8 @@ func (p *Pool) State() PoolState {
 		ProductVersion:   p.cfg.ProductVersion,
 		HAEnabled:        p.haEnabled(),
 		HATimeoutSeconds: int(p.haTimeout / time.Second),
+		ReturningHost:    string(p.cfg.ReturningHost),
+		Edition:          p.cfg.Edition,
 		Hosts:            []HostState{},
 	}
 	if p.master != nil {
