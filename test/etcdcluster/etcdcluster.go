@@ -258,6 +258,7 @@ func (c *Cluster) launch(i int) {
 	}
 	fmt.Fprintf(m.out, "--- etcdcluster: starting %s\n", m.name)
 	cmd := exec.Command(c.bin, m.args...)
+	cmd.Env = memberEnv()
 	cmd.Stdout = m.out
 	cmd.Stderr = m.out
 	// Pdeathsig ends the member even when the test binary itself is killed.
@@ -420,6 +421,18 @@ func freeAddrs(n int) ([]string, error) {
 		addrs = append(addrs, l.Addr().String())
 	}
 	return addrs, nil
+}
+
+// memberEnv returns the test's environment without ETCD_* variables, which
+// etcd would read as flags.
+func memberEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ETCD_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // allIndexes returns 0..n-1.
