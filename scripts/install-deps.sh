@@ -10,6 +10,7 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
 	missing="$missing prometheus-alertmanager"
 fi
 command -v amtool >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
+command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
 
 if [ -z "$missing" ]; then
 	exit 0
@@ -24,3 +25,6 @@ echo "installing:$missing" >&2
 $SUDO apt-get update
 # The packages' services are not wanted: tests start their own processes.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $(echo "$missing" | tr ' ' '\n' | sort -u)
+# Debian enables and starts an etcd member on the default ports; tests start
+# their own clusters on free loopback ports, so the service is switched off.
+case "$missing" in *etcd-server*) $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true ;; esac
