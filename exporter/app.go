@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
@@ -170,33 +172,9 @@ func (a *App) Ready() (bool, []string) {
 }
 
 // Handler serves the landing page, /metrics, /-/healthy, /-/ready and
-// /-/reload.
+// /-/reload. The health endpoints answer as the remediator's do: 200
+// "Healthy\n", 200 "Ready\n" or 503 "Not ready: <reason>\n".
 func (a *App) Handler() (http.Handler, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(a.opts.Registry,
-		promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry})))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("Healthy\n"))
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, waiting := a.Ready(); !ok {
-			http.Error(w, "Not ready: waiting for the first read of pools "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("Ready\n"))
-	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := a.Reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write([]byte("Reloaded\n"))
-	})
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "xsha exporter",
 		Description: "XenServer Pool HA, master, heartbeat SR, hotfix and emergency-mode metrics, and the CloudStack settings and host states that go with them",
@@ -210,6 +188,30 @@ func (a *App) Handler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("landing page: %w", err)
 	}
-	mux.Handle("/", landing)
-	return mux, nil
+	r := mux.NewRouter()
+	r.Handle("/metrics", promhttp.InstrumentMetricHandler(a.opts.Registry,
+		promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry})))
+	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "Healthy\n")
+	})
+	r.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, waiting := a.Ready(); !ok {
+			http.Error(w, "Not ready: waiting for the first read of pools "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "Ready\n")
+	})
+	r.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, "Reloaded\n")
+	}).Methods(http.MethodPost)
+	r.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+	})
+	r.Handle("/", landing)
+	return r, nil
 }
