@@ -24,6 +24,7 @@ lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GO=$(GO) ./scripts/golangci-lint.sh run ./...
 	$(PROMTOOL) check rules rules/*.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yml

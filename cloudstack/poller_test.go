@@ -232,7 +232,7 @@ func TestPollTLS(t *testing.T) {
 func TestRunStopsDuringAHangingCall(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	hang := make(chan struct{})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case arrived <- struct{}{}:
 		default:
@@ -270,7 +270,7 @@ func TestRunStopsDuringAHangingCall(t *testing.T) {
 // A call that hangs fails the poll after cfg.Timeout, although the poll's
 // own context never ends.
 func TestPollTimesOutAHangingCall(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	ts := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(ts.Close)
 	cfg := config.CloudStack{URL: ts.URL, APIKey: "k", SecretKey: "s", Interval: model.Duration(time.Hour), Timeout: model.Duration(50 * time.Millisecond)}
 	p, err := NewPoller(cfg, nil)

@@ -188,7 +188,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 
 func TestTLSClientConfig(t *testing.T) {
 	cert, certPEM := selfSigned(t)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()
