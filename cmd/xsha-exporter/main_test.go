@@ -158,3 +158,101 @@ func TestSIGHUPReloadAndSecrets(t *testing.T) {
 		}
 	}
 }
+
+// git runs git in the repository and returns its trimmed output.
+func git(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", "../.."}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// `make build` stamps the version from the VERSION file, the git revision
+// and branch into the binary, as the Prometheus projects do: --version and
+// xsha_exporter_build_info show them.
+func TestBuildStampsVersion(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	b, err := os.ReadFile("../../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := struct{ version, revision, branch string }{
+		strings.TrimSpace(string(b)), git(t, "rev-parse", "HEAD"), git(t, "rev-parse", "--abbrev-ref", "HEAD"),
+	}
+	if want.version == "" || want.revision == "" || want.branch == "" {
+		t.Fatalf("nothing to compare with: %+v", want)
+	}
+	bin := t.TempDir()
+	build := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+bin, "CMDS=./cmd/xsha-exporter")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	exe := filepath.Join(bin, "xsha-exporter")
+
+	out, err := exec.Command(exe, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v\n%s", err, out)
+	}
+	wantLine := fmt.Sprintf("xsha-exporter, version %s (branch: %s, revision: %s)", want.version, want.branch, want.revision)
+	if first, _, _ := strings.Cut(string(out), "\n"); first != wantLine {
+		t.Errorf("--version prints %q, want %q", first, wantLine)
+	}
+
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	cfg := filepath.Join(dir, "xsha.yml")
+	if err := os.WriteFile(pw, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("pools:\n  - {name: a, hosts: [127.0.0.1], port: 1, scheme: http, password_file: "+pw+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logs output
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.add(sc.Text())
+		}
+	}()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		_ = cmd.Wait()
+	}()
+	addrRe := regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+	var base string
+	waitFor(t, "the listen address", func() bool {
+		m := addrRe.FindStringSubmatch(logs.String())
+		if m != nil {
+			base = "http://" + m[1]
+		}
+		return m != nil
+	})
+	_, body := get(t, base+"/metrics")
+	re := regexp.MustCompile(`(?m)^xsha_exporter_build_info\{(.*)\} 1$`)
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no xsha_exporter_build_info in /metrics")
+	}
+	for _, l := range []string{
+		`branch="` + want.branch + `"`, `revision="` + want.revision + `"`, `version="` + want.version + `"`,
+	} {
+		if !strings.Contains(m[1], l) {
+			t.Errorf("xsha_exporter_build_info{%s}: no %s", m[1], l)
+		}
+	}
+}
