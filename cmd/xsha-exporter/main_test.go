@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"xsha/sim/lab"
 )
 
 // The test binary runs the exporter itself when this variable is set.
@@ -254,5 +258,137 @@ func TestBuildStampsVersion(t *testing.T) {
 		if !strings.Contains(m[1], l) {
 			t.Errorf("xsha_exporter_build_info{%s}: no %s", m[1], l)
 		}
+	}
+}
+
+// runCheck runs `xsha-exporter --config.check` on path in a child process
+// and returns its exit code, stdout and stderr.
+func runCheck(t *testing.T, path string, env ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "XSHA_EXPORTER_RUN=1",
+		"XSHA_EXPORTER_ARGS=--config.check --config.file="+path), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatal(err)
+		return 0, "", ""
+	}
+}
+
+// --config.check accepts every good file with one line on stdout, and
+// rejects every bad one saying what is wrong.
+func TestConfigCheck(t *testing.T) {
+	good, err := filepath.Glob("testdata/good/*.yml")
+	if err != nil || len(good) == 0 {
+		t.Fatalf("no good configurations: %v", err)
+	}
+	for _, path := range good {
+		t.Run(path, func(t *testing.T) {
+			code, stdout, stderr := runCheck(t, path, "XSHA_CHECK_TEST_PASSWORD=pw")
+			if code != 0 || stderr != "" {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			if !strings.HasPrefix(stdout, path+": ok: ") || strings.Count(stdout, "\n") != 1 {
+				t.Errorf("stdout %q, want one line %q...", stdout, path+": ok: ")
+			}
+		})
+	}
+
+	// What each bad file must be rejected for.
+	bad := map[string]string{
+		"ca-not-pem.yml":            "holds no PEM certificate",
+		"cloudstack-no-secret.yml":  "cloudstack: secret key: a file or an environment variable is required",
+		"duplicate-pool.yml":        `pool name "cluster-a" used twice`,
+		"empty-password-file.yml":   "empty-password is empty",
+		"host-with-port.yml":        "carries a port",
+		"missing-password-file.yml": "no-such-file: no such file or directory",
+		"no-pools.yml":              "no pools",
+		"two-tls-modes.yml":         "set at most one of",
+		"unknown-key.yml":           "field hots not found",
+		"yaml-syntax.yml":           "decoding config",
+	}
+	files, err := filepath.Glob("testdata/bad/*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(bad) {
+		t.Errorf("%d bad files, %d expectations: give each file its expected error", len(files), len(bad))
+	}
+	for _, path := range files {
+		t.Run(path, func(t *testing.T) {
+			want, ok := bad[filepath.Base(path)]
+			if !ok {
+				t.Fatal("no expected error for this file")
+			}
+			code, stdout, stderr := runCheck(t, path)
+			if code != 1 || stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 1 and nothing", code, stdout)
+			}
+			if !strings.HasPrefix(stderr, path+": FAILED: ") || !strings.Contains(stderr, want) {
+				t.Errorf("stderr %q, want %q naming %q", stderr, path+": FAILED: ...", want)
+			}
+			if strings.Contains(stderr, "xenroot") {
+				t.Error("the error shows the password")
+			}
+		})
+	}
+}
+
+// The configuration example in the README is valid once its files exist.
+func TestConfigCheckREADMEExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Configuration")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README's Configuration section has no yaml block")
+	}
+	dir := t.TempDir()
+	ca, err := os.ReadFile("testdata/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{
+		"cluster-a.password": []byte("pw\n"), "cloudstack.key": []byte("k\n"), "cloudstack.secret": []byte("s\n"), "ca.pem": ca,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "xsha.yml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(example, "/etc/xsha/", dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runCheck(t, path); code != 0 || !strings.Contains(stdout, "ok: 1 pool, with cloudstack") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// The configuration the lab writes, which the compose stack (deploy/) and
+// the e2e test run the exporter with, is valid.
+func TestConfigCheckLabConfig(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := lab.Start(ctx, lab.Options{StateDir: t.TempDir(), CloudStackListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if code, stdout, stderr := runCheck(t, l.ConfigFile()); code != 0 || !strings.Contains(stdout, "ok: 2 pools, with cloudstack") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
