@@ -94,7 +94,7 @@ func TestPollReadsCloudStack(t *testing.T) {
 	if len(s.Hosts) != 8 {
 		t.Fatalf("%d hosts, want 8", len(s.Hosts))
 	}
-	if h, ok := s.HostByName("cluster-b", "xs-b3"); !ok || h.State != "Up" || h.ResourceState != "Enabled" || h.IPAddress != "127.0.2.3" {
+	if h, ok := hostByName(s, "cluster-b", "xs-b3"); !ok || h.State != "Up" || h.ResourceState != "Enabled" || h.IPAddress != "127.0.2.3" {
 		t.Errorf("xs-b3 = %+v, %v", h, ok)
 	}
 	want := []Cluster{{Name: "cluster-a", VMsHA: 3, VMsNoHA: 2}, {Name: "cluster-b", VMsHA: 3, VMsNoHA: 2}}
@@ -340,4 +340,14 @@ func BenchmarkPoll(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// hostByName returns the host with the given name in the given cluster.
+func hostByName(s *Snapshot, cluster, name string) (Host, bool) {
+	for _, h := range s.Hosts {
+		if h.Cluster == cluster && h.Name == name {
+			return h, true
+		}
+	}
+	return Host{}, false
 }

@@ -50,13 +50,13 @@ type App struct {
 	log     *slog.Logger
 	store   *config.Store
 	metrics *xapi.Metrics
-	pools   *Pools
+	pools   *poolWatchers
 	started time.Time
 
-	reloadMu sync.Mutex // serialises reloads from SIGHUP and HTTP
-	cs       *cloudStackRun
-	ready    sync.Once
-	isReady  chan struct{}
+	reloadMu  sync.Mutex // serialises reloads from SIGHUP and HTTP
+	cs        *cloudStackRun
+	readyOnce sync.Once
+	isReady   chan struct{}
 }
 
 type cloudStackRun struct {
@@ -83,8 +83,8 @@ func New(ctx context.Context, opts Options) *App {
 		started: time.Now(),
 		isReady: make(chan struct{}),
 	}
-	a.pools = NewPools(ctx, opts.Logger, a.metrics)
-	opts.Registry.MustRegister(NewXenServerCollector(a.pools))
+	a.pools = newPoolWatchers(ctx, opts.Logger, a.metrics)
+	opts.Registry.MustRegister(newXenServerCollector(a.pools))
 	return a
 }
 
@@ -149,15 +149,12 @@ func (a *App) Stop() {
 	a.pools.Stop()
 }
 
-// Pools returns the pool watchers.
-func (a *App) Pools() *Pools { return a.pools }
-
-// Ready reports whether the exporter has something to say about every pool:
+// ready reports whether the exporter has something to say about every pool:
 // each pool was read once or its first connection attempt failed (then
 // xenserver_pool_up 0 is the answer), or ReadyTimeout has passed since the
 // start. Once ready it stays ready. The second result names the pools still
 // awaited.
-func (a *App) Ready() (bool, []string) {
+func (a *App) ready() (bool, []string) {
 	select {
 	case <-a.isReady:
 		return true, nil
@@ -165,7 +162,7 @@ func (a *App) Ready() (bool, []string) {
 	}
 	waiting := a.pools.Waiting()
 	if a.store.Get() != nil && (len(waiting) == 0 || (a.opts.ReadyTimeout > 0 && time.Since(a.started) >= a.opts.ReadyTimeout)) {
-		a.ready.Do(func() { close(a.isReady) })
+		a.readyOnce.Do(func() { close(a.isReady) })
 		return true, nil
 	}
 	return false, waiting
@@ -195,7 +192,7 @@ func (a *App) Handler() (http.Handler, error) {
 		_, _ = io.WriteString(w, "Healthy\n")
 	})
 	r.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, waiting := a.Ready(); !ok {
+		if ok, waiting := a.ready(); !ok {
 			http.Error(w, "Not ready: waiting for the first read of pools "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
 			return
 		}

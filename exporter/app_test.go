@@ -46,7 +46,7 @@ func writeConfig(t *testing.T, path string, port int, pools ...string) {
 
 func poolNames(a *App) []string {
 	var out []string
-	for _, s := range a.Pools().Snapshots() {
+	for _, s := range a.pools.Snapshots() {
 		out = append(out, s.Pool)
 	}
 	return out
@@ -155,8 +155,8 @@ func TestReadyAfterFirstAttempt(t *testing.T) {
 	defer a.Stop()
 	// Nothing listens: the first attempt fails quickly and the pool is
 	// reported down, which is an answer.
-	waitUntil(t, "ready after the first failed attempt", func() bool { ok, _ := a.Ready(); return ok })
-	s := a.Pools().Snapshots()[0]
+	waitUntil(t, "ready after the first failed attempt", func() bool { ok, _ := a.ready(); return ok })
+	s := a.pools.Snapshots()[0]
 	if s.Up || s.LastError == "" {
 		t.Errorf("pool with nothing listening: up=%v err=%q", s.Up, s.LastError)
 	}
@@ -232,7 +232,7 @@ func TestEndpoints(t *testing.T) {
 
 	// Nothing listens: the first attempt fails at once, which is an answer.
 	ready, readyURL := serve(t, closedPort(t), "1s")
-	waitUntil(t, "ready", func() bool { ok, _ := ready.Ready(); return ok })
+	waitUntil(t, "ready", func() bool { ok, _ := ready.ready(); return ok })
 
 	for _, tc := range []struct {
 		name, method, url string

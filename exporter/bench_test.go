@@ -80,7 +80,7 @@ func BenchmarkScrape(b *testing.B) {
 				return quiet
 			})
 			reg := prometheus.NewRegistry()
-			reg.MustRegister(NewXenServerCollector(e.pools))
+			reg.MustRegister(newXenServerCollector(e.pools))
 			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 			runtime.GC() // the full read's garbage is not the scrape's
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
@@ -198,7 +198,7 @@ func BenchmarkCollect(b *testing.B) {
 				s.Hosts = append(s.Hosts, h)
 			}
 			reg := prometheus.NewRegistry()
-			reg.MustRegister(NewXenServerCollector(staticSource{s}))
+			reg.MustRegister(newXenServerCollector(staticSource{s}))
 			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			b.ResetTimer()
