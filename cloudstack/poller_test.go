@@ -299,7 +299,7 @@ func TestPollTimesOutAHangingCall(t *testing.T) {
 func TestPollPages(t *testing.T) {
 	sc := scenario.Default()
 	infra := newLabInfra(sc)
-	for i := 0; i < 520; i++ {
+	for i := range 520 {
 		infra.hosts = append(infra.hosts, cloudstacksim.HostView{Name: fmt.Sprintf("xs-c%03d", i), Cluster: "cluster-c", Address: "127.0.3.1", PoweredOn: true, Reachable: true, Heartbeat: true})
 	}
 	srv, err := cloudstacksim.New(infra, cloudstacksim.FromScenario(sc))

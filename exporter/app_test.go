@@ -58,8 +58,7 @@ func TestReload(t *testing.T) {
 	port := closedPort(t)
 	writeConfig(t, path, port, "cluster-a")
 	var logs logBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	reg := prometheus.NewRegistry()
 	a := New(ctx, Options{ConfigFile: path, Registry: reg, Logger: newTestLogger(&logs)})
 	if err := a.Start(); err != nil {
@@ -146,8 +145,7 @@ func TestReadyAfterFirstAttempt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "xsha.yml")
 	writeConfig(t, path, closedPort(t), "cluster-a")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	a := New(ctx, Options{ConfigFile: path})
 	if err := a.Start(); err != nil {
 		t.Fatal(err)

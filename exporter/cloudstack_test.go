@@ -287,8 +287,7 @@ func TestSeedTimelineMetrics(t *testing.T) {
 	sc := scenario.Default()
 	sc.TimeScale = 0.01
 	sc.Pools[1].HAEnabled = true
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	l, err := lab.Start(ctx, lab.Options{Scenario: sc, CloudStackListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

@@ -228,8 +228,7 @@ func TestLabIsolatedPool(t *testing.T) {
 // TestLabReload: pools added by a reload are watched, pools removed are
 // logged out of and vanish from the metrics.
 func TestLabReload(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	sc := testScenario()
 	l, err := lab.Start(ctx, lab.Options{Scenario: sc, StateDir: t.TempDir()})
 	if err != nil {

@@ -71,12 +71,10 @@ func (p *poolWatchers) Apply(cfg *config.Config) {
 		w := xapi.NewWatcher(pc, xapi.WatcherOptions{Logger: p.log, Metrics: p.metrics})
 		r := &poolRun{cfg: pc, w: w, cancel: cancel, done: make(chan struct{})}
 		p.running[name] = r
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
+		p.wg.Go(func() {
 			defer close(r.done)
 			w.Run(ctx)
-		}()
+		})
 	}
 }
 

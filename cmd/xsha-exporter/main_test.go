@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -381,8 +380,7 @@ func TestConfigCheckREADMEExample(t *testing.T) {
 // The configuration the lab writes, which the compose stack (deploy/) and
 // the e2e test run the exporter with, is valid.
 func TestConfigCheckLabConfig(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	l, err := lab.Start(ctx, lab.Options{StateDir: t.TempDir(), CloudStackListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
