@@ -173,8 +173,8 @@ func git(t *testing.T, args ...string) string {
 }
 
 // `make build` stamps the version from the VERSION file, the git revision
-// and branch into the binary, as the Prometheus projects do: --version and
-// xsha_exporter_build_info show them.
+// and branch into the binaries, as the Prometheus projects do: every
+// program's --version and xsha_exporter_build_info show them.
 func TestBuildStampsVersion(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
@@ -190,20 +190,21 @@ func TestBuildStampsVersion(t *testing.T) {
 		t.Fatalf("nothing to compare with: %+v", want)
 	}
 	bin := t.TempDir()
-	build := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+bin, "CMDS=./cmd/xsha-exporter")
+	build := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+bin)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
+	for _, prog := range []string{"xsha-exporter", "xsha-remediator", "xsha-sim"} {
+		out, err := exec.Command(filepath.Join(bin, prog), "--version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s --version: %v\n%s", prog, err, out)
+		}
+		wantLine := fmt.Sprintf("%s, version %s (branch: %s, revision: %s)", prog, want.version, want.branch, want.revision)
+		if first, _, _ := strings.Cut(string(out), "\n"); first != wantLine {
+			t.Errorf("%s --version prints %q, want %q", prog, first, wantLine)
+		}
+	}
 	exe := filepath.Join(bin, "xsha-exporter")
-
-	out, err := exec.Command(exe, "--version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("--version: %v\n%s", err, out)
-	}
-	wantLine := fmt.Sprintf("xsha-exporter, version %s (branch: %s, revision: %s)", want.version, want.branch, want.revision)
-	if first, _, _ := strings.Cut(string(out), "\n"); first != wantLine {
-		t.Errorf("--version prints %q, want %q", first, wantLine)
-	}
 
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
