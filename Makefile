@@ -3,6 +3,22 @@ BIN      ?= bin
 PROMTOOL ?= promtool
 AMTOOL   ?= amtool
 GOFLAGS_TEST ?= -count=1
+# The packages `make build` builds into $(BIN).
+CMDS     ?= ./cmd/...
+
+# Version stamping, as the Prometheus projects do (promu): --version and the
+# *_build_info metrics show these.
+VERSION    := $(shell cat VERSION)
+REVISION   ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH     ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+BUILD_USER ?= $(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) \
+	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 
 # Every test: static checks, unit and lab tests, rule tests, end to end.
 .PHONY: test
@@ -17,13 +33,14 @@ deps:
 
 .PHONY: build
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(CMDS)
 
 .PHONY: lint
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	GO=$(GO) ./scripts/golangci-lint.sh run ./...
 	$(PROMTOOL) check rules rules/*.yml
 	$(PROMTOOL) check config deploy/prometheus/prometheus.yml
 	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yml

@@ -313,8 +313,7 @@ func listAll[T any](fetch func(page int) (count int, items []T, err error)) ([]T
 // API key and the signature in the query string, and net/http errors quote
 // the whole URL. It must see err before anything formats it.
 func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			u.RawQuery = ""
 			ue.URL = u.String()

@@ -94,7 +94,7 @@ func TestPollReadsCloudStack(t *testing.T) {
 	if len(s.Hosts) != 8 {
 		t.Fatalf("%d hosts, want 8", len(s.Hosts))
 	}
-	if h, ok := s.HostByName("cluster-b", "xs-b3"); !ok || h.State != "Up" || h.ResourceState != "Enabled" || h.IPAddress != "127.0.2.3" {
+	if h, ok := hostByName(s, "cluster-b", "xs-b3"); !ok || h.State != "Up" || h.ResourceState != "Enabled" || h.IPAddress != "127.0.2.3" {
 		t.Errorf("xs-b3 = %+v, %v", h, ok)
 	}
 	want := []Cluster{{Name: "cluster-a", VMsHA: 3, VMsNoHA: 2}, {Name: "cluster-b", VMsHA: 3, VMsNoHA: 2}}
@@ -232,7 +232,7 @@ func TestPollTLS(t *testing.T) {
 func TestRunStopsDuringAHangingCall(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	hang := make(chan struct{})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {
 		case arrived <- struct{}{}:
 		default:
@@ -270,7 +270,7 @@ func TestRunStopsDuringAHangingCall(t *testing.T) {
 // A call that hangs fails the poll after cfg.Timeout, although the poll's
 // own context never ends.
 func TestPollTimesOutAHangingCall(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	ts := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(ts.Close)
 	cfg := config.CloudStack{URL: ts.URL, APIKey: "k", SecretKey: "s", Interval: model.Duration(time.Hour), Timeout: model.Duration(50 * time.Millisecond)}
 	p, err := NewPoller(cfg, nil)
@@ -299,7 +299,7 @@ func TestPollTimesOutAHangingCall(t *testing.T) {
 func TestPollPages(t *testing.T) {
 	sc := scenario.Default()
 	infra := newLabInfra(sc)
-	for i := 0; i < 520; i++ {
+	for i := range 520 {
 		infra.hosts = append(infra.hosts, cloudstacksim.HostView{Name: fmt.Sprintf("xs-c%03d", i), Cluster: "cluster-c", Address: "127.0.3.1", PoweredOn: true, Reachable: true, Heartbeat: true})
 	}
 	srv, err := cloudstacksim.New(infra, cloudstacksim.FromScenario(sc))
@@ -340,4 +340,14 @@ func BenchmarkPoll(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// hostByName returns the host with the given name in the given cluster.
+func hostByName(s *Snapshot, cluster, name string) (Host, bool) {
+	for _, h := range s.Hosts {
+		if h.Cluster == cluster && h.Name == name {
+			return h, true
+		}
+	}
+	return Host{}, false
 }

@@ -75,16 +75,6 @@ type VM struct {
 	HA bool
 }
 
-// HostByName returns the host with the given name in the given cluster.
-func (s *Snapshot) HostByName(cluster, name string) (Host, bool) {
-	for _, h := range s.Hosts {
-		if h.Cluster == cluster && h.Name == name {
-			return h, true
-		}
-	}
-	return Host{}, false
-}
-
 // PrimaryStorageNamed reports whether a primary storage pool with the given
 // name serves the cluster, attached to it or zone-wide.
 func (s *Snapshot) PrimaryStorageNamed(cluster, name string) bool {

@@ -20,12 +20,12 @@ import (
 
 // Defaults applied to every pool that leaves the field out.
 const (
-	DefaultPort           = 443
-	DefaultUsername       = "root"
-	DefaultHeartbeatSR    = "MGMT-HA"
-	DefaultProbeInterval  = 30 * time.Second
-	DefaultCallTimeout    = 30 * time.Second
-	DefaultEventTimeout   = 60 * time.Second
+	defaultPort           = 443
+	defaultUsername       = "root"
+	defaultHeartbeatSR    = "MGMT-HA"
+	defaultProbeInterval  = 30 * time.Second
+	defaultCallTimeout    = 30 * time.Second
+	defaultEventTimeout   = 60 * time.Second
 	DefaultCSInterval     = 30 * time.Second
 	DefaultCSTimeout      = 10 * time.Second
 	schemeHTTPS           = "https"
@@ -190,7 +190,7 @@ func (p *Pool) setDefaultsAndValidate() error {
 		}
 	}
 	if p.Port == 0 {
-		p.Port = DefaultPort
+		p.Port = defaultPort
 	}
 	if p.Port < 1 || p.Port > 65535 {
 		return fmt.Errorf("port %d out of range", p.Port)
@@ -207,7 +207,7 @@ func (p *Pool) setDefaultsAndValidate() error {
 		return fmt.Errorf("scheme %q: want https or http", p.Scheme)
 	}
 	if p.Username == "" {
-		p.Username = DefaultUsername
+		p.Username = defaultUsername
 	}
 	pw, err := readSecret("password", p.PasswordFile, p.PasswordEnv)
 	if err != nil {
@@ -218,7 +218,7 @@ func (p *Pool) setDefaultsAndValidate() error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	if p.HeartbeatSR == "" {
-		p.HeartbeatSR = DefaultHeartbeatSR
+		p.HeartbeatSR = defaultHeartbeatSR
 	}
 	if p.RequiredHotfixes == nil {
 		p.RequiredHotfixes = []string{requiredHotfixDefault}
@@ -226,9 +226,9 @@ func (p *Pool) setDefaultsAndValidate() error {
 	if p.CloudStackCluster == "" {
 		p.CloudStackCluster = p.Name
 	}
-	setDuration(&p.ProbeInterval, DefaultProbeInterval)
-	setDuration(&p.CallTimeout, DefaultCallTimeout)
-	setDuration(&p.EventTimeout, DefaultEventTimeout)
+	setDuration(&p.ProbeInterval, defaultProbeInterval)
+	setDuration(&p.CallTimeout, defaultCallTimeout)
+	setDuration(&p.EventTimeout, defaultEventTimeout)
 	return nil
 }
 

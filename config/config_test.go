@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 				if p.Password != "xenroot" {
 					t.Errorf("password not read from file without its newline")
 				}
-				if p.CloudStackCluster != "cluster-a" || time.Duration(p.ProbeInterval) != DefaultProbeInterval {
+				if p.CloudStackCluster != "cluster-a" || time.Duration(p.ProbeInterval) != defaultProbeInterval {
 					t.Errorf("cluster/probe defaults not applied: %+v", p)
 				}
 			},
@@ -188,7 +188,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 
 func TestTLSClientConfig(t *testing.T) {
 	cert, certPEM := selfSigned(t)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()

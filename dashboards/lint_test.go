@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
@@ -40,9 +42,9 @@ func expandVariables(expr string) string {
 		case "__range":
 			return rangeStandIn.String()
 		case "__range_s":
-			return fmt.Sprint(int(rangeStandIn.Seconds()))
+			return strconv.Itoa(int(rangeStandIn.Seconds()))
 		case "__interval_ms":
-			return fmt.Sprint(intervalStandIn.Milliseconds())
+			return strconv.FormatInt(intervalStandIn.Milliseconds(), 10)
 		}
 		return "__var_" + name + "__"
 	})
@@ -123,7 +125,7 @@ func selectorName(vs *parser.VectorSelector) string {
 		return vs.Name
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			return m.Value
 		}
 	}

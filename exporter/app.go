@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
@@ -48,13 +50,13 @@ type App struct {
 	log     *slog.Logger
 	store   *config.Store
 	metrics *xapi.Metrics
-	pools   *Pools
+	pools   *poolWatchers
 	started time.Time
 
-	reloadMu sync.Mutex // serialises reloads from SIGHUP and HTTP
-	cs       *cloudStackRun
-	ready    sync.Once
-	isReady  chan struct{}
+	reloadMu  sync.Mutex // serialises reloads from SIGHUP and HTTP
+	cs        *cloudStackRun
+	readyOnce sync.Once
+	isReady   chan struct{}
 }
 
 type cloudStackRun struct {
@@ -81,8 +83,8 @@ func New(ctx context.Context, opts Options) *App {
 		started: time.Now(),
 		isReady: make(chan struct{}),
 	}
-	a.pools = NewPools(ctx, opts.Logger, a.metrics)
-	opts.Registry.MustRegister(NewXenServerCollector(a.pools))
+	a.pools = newPoolWatchers(ctx, opts.Logger, a.metrics)
+	opts.Registry.MustRegister(newXenServerCollector(a.pools))
 	return a
 }
 
@@ -147,15 +149,12 @@ func (a *App) Stop() {
 	a.pools.Stop()
 }
 
-// Pools returns the pool watchers.
-func (a *App) Pools() *Pools { return a.pools }
-
-// Ready reports whether the exporter has something to say about every pool:
+// ready reports whether the exporter has something to say about every pool:
 // each pool was read once or its first connection attempt failed (then
 // xenserver_pool_up 0 is the answer), or ReadyTimeout has passed since the
 // start. Once ready it stays ready. The second result names the pools still
 // awaited.
-func (a *App) Ready() (bool, []string) {
+func (a *App) ready() (bool, []string) {
 	select {
 	case <-a.isReady:
 		return true, nil
@@ -163,40 +162,16 @@ func (a *App) Ready() (bool, []string) {
 	}
 	waiting := a.pools.Waiting()
 	if a.store.Get() != nil && (len(waiting) == 0 || (a.opts.ReadyTimeout > 0 && time.Since(a.started) >= a.opts.ReadyTimeout)) {
-		a.ready.Do(func() { close(a.isReady) })
+		a.readyOnce.Do(func() { close(a.isReady) })
 		return true, nil
 	}
 	return false, waiting
 }
 
 // Handler serves the landing page, /metrics, /-/healthy, /-/ready and
-// /-/reload.
+// /-/reload. The health endpoints answer as the remediator's do: 200
+// "Healthy\n", 200 "Ready\n" or 503 "Not ready: <reason>\n".
 func (a *App) Handler() (http.Handler, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(a.opts.Registry,
-		promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry})))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("Healthy\n"))
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, waiting := a.Ready(); !ok {
-			http.Error(w, "Not ready: waiting for the first read of pools "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("Ready\n"))
-	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := a.Reload(); err != nil {
-			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write([]byte("Reloaded\n"))
-	})
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "xsha exporter",
 		Description: "XenServer Pool HA, master, heartbeat SR, hotfix and emergency-mode metrics, and the CloudStack settings and host states that go with them",
@@ -210,6 +185,30 @@ func (a *App) Handler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("landing page: %w", err)
 	}
-	mux.Handle("/", landing)
-	return mux, nil
+	r := mux.NewRouter()
+	r.Handle("/metrics", promhttp.InstrumentMetricHandler(a.opts.Registry,
+		promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{Registry: a.opts.Registry})))
+	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "Healthy\n")
+	})
+	r.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, waiting := a.ready(); !ok {
+			http.Error(w, "Not ready: waiting for the first read of pools "+strings.Join(waiting, ", "), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "Ready\n")
+	})
+	r.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload config: %s", err), http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, "Reloaded\n")
+	}).Methods(http.MethodPost)
+	r.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
+	})
+	r.Handle("/", landing)
+	return r, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ func writeConfig(t *testing.T, path string, port int, pools ...string) {
 
 func poolNames(a *App) []string {
 	var out []string
-	for _, s := range a.Pools().Snapshots() {
+	for _, s := range a.pools.Snapshots() {
 		out = append(out, s.Pool)
 	}
 	return out
@@ -57,8 +58,7 @@ func TestReload(t *testing.T) {
 	port := closedPort(t)
 	writeConfig(t, path, port, "cluster-a")
 	var logs logBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	reg := prometheus.NewRegistry()
 	a := New(ctx, Options{ConfigFile: path, Registry: reg, Logger: newTestLogger(&logs)})
 	if err := a.Start(); err != nil {
@@ -145,8 +145,7 @@ func TestReadyAfterFirstAttempt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "xsha.yml")
 	writeConfig(t, path, closedPort(t), "cluster-a")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	a := New(ctx, Options{ConfigFile: path})
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
@@ -154,9 +153,125 @@ func TestReadyAfterFirstAttempt(t *testing.T) {
 	defer a.Stop()
 	// Nothing listens: the first attempt fails quickly and the pool is
 	// reported down, which is an answer.
-	waitUntil(t, "ready after the first failed attempt", func() bool { ok, _ := a.Ready(); return ok })
-	s := a.Pools().Snapshots()[0]
+	waitUntil(t, "ready after the first failed attempt", func() bool { ok, _ := a.ready(); return ok })
+	s := a.pools.Snapshots()[0]
 	if s.Up || s.LastError == "" {
 		t.Errorf("pool with nothing listening: up=%v err=%q", s.Up, s.LastError)
+	}
+}
+
+// hangingPort returns a loopback port that accepts connections and never
+// answers, as an isolated master does, and a function that closes it and
+// every connection it accepted.
+func hangingPort(t *testing.T) (int, func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// The endpoints answer the same texts as the remediator's: monitoring and
+// probes compare them.
+func TestEndpoints(t *testing.T) {
+	serve := func(t *testing.T, port int, callTimeout string) (*App, string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "xsha.yml")
+		writeConfig(t, path, port, "cluster-a")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "call_timeout: 1s", "call_timeout: "+callTimeout)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		a := New(ctx, Options{ConfigFile: path})
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.Stop)
+		h, err := a.Handler()
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return a, srv.URL
+	}
+	// The master hangs and no ready timeout is set: the exporter waits.
+	port, unhang := hangingPort(t)
+	_, waiting := serve(t, port, "10m")
+	t.Cleanup(unhang) // before the App stops: its call would wait 10m
+
+	// Nothing listens: the first attempt fails at once, which is an answer.
+	ready, readyURL := serve(t, closedPort(t), "1s")
+	waitUntil(t, "ready", func() bool { ok, _ := ready.ready(); return ok })
+
+	for _, tc := range []struct {
+		name, method, url string
+		code              int
+		body              string // exact, or a prefix when it ends in "*"
+		allow             string
+	}{
+		{"healthy", http.MethodGet, waiting + "/-/healthy", 200, "Healthy\n", ""},
+		{"not ready", http.MethodGet, waiting + "/-/ready", 503, "Not ready: waiting for the first read of pools cluster-a\n", ""},
+		{"ready", http.MethodGet, readyURL + "/-/ready", 200, "Ready\n", ""},
+		{"reload needs POST", http.MethodGet, readyURL + "/-/reload", 405, "This endpoint requires a POST request.\n", "POST"},
+		{"reload", http.MethodPost, readyURL + "/-/reload", 200, "Reloaded\n", ""},
+		{"metrics", http.MethodGet, readyURL + "/metrics", 200, "*", ""},
+		{"landing page", http.MethodGet, readyURL + "/", 200, "<html lang=\"en\">*", ""},
+		{"unknown path", http.MethodGet, readyURL + "/nothing", 404, "404 page not found\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, tc.url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body := string(b)
+			if resp.StatusCode != tc.code {
+				t.Errorf("status %d, want %d (%q)", resp.StatusCode, tc.code, body)
+			}
+			if prefix, ok := strings.CutSuffix(tc.body, "*"); ok {
+				if !strings.HasPrefix(body, prefix) {
+					t.Errorf("body %.60q..., want it to start with %q", body, prefix)
+				}
+			} else if body != tc.body {
+				t.Errorf("body %q, want %q", body, tc.body)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"testing"
@@ -79,10 +80,10 @@ func BenchmarkScrape(b *testing.B) {
 				return quiet
 			})
 			reg := prometheus.NewRegistry()
-			reg.MustRegister(NewXenServerCollector(e.pools))
+			reg.MustRegister(newXenServerCollector(e.pools))
 			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 			runtime.GC() // the full read's garbage is not the scrape's
-			req := httptest.NewRequest("GET", "/metrics", nil)
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			b.ResetTimer()
 			for range b.N {
 				rec := httptest.NewRecorder()
@@ -136,7 +137,7 @@ func BenchmarkSteadyStateCalls(b *testing.B) {
 				tick := time.NewTicker(scaled(scrape))
 				for time.Now().Before(end) {
 					<-tick.C
-					h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
+					h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/metrics", nil))
 					sessionsMax = max(sessionsMax, e.labSessions("cluster-a"))
 				}
 				tick.Stop()
@@ -166,7 +167,7 @@ func BenchmarkScrapeWhilePoolHangs(b *testing.B) {
 	}
 	e.waitValue(`xenserver_host_role{host="xs-b1",pool="cluster-b",role="unreachable"}`, 1)
 	h := promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{})
-	req := httptest.NewRequest("GET", "/metrics", nil)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	var slowest time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -197,9 +198,9 @@ func BenchmarkCollect(b *testing.B) {
 				s.Hosts = append(s.Hosts, h)
 			}
 			reg := prometheus.NewRegistry()
-			reg.MustRegister(NewXenServerCollector(staticSource{s}))
+			reg.MustRegister(newXenServerCollector(staticSource{s}))
 			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-			req := httptest.NewRequest("GET", "/metrics", nil)
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			b.ResetTimer()
 			for range b.N {
 				h.ServeHTTP(httptest.NewRecorder(), req)

@@ -38,33 +38,33 @@ var cloudStackMetrics = []*metric{csUp, csAlertWait, csAlertWaitSet, csHostState
 
 func init() { metricSets = append(metricSets, cloudStackMetrics) }
 
-// CloudStackSource hands out the latest CloudStack snapshot. It must not
+// cloudStackSource hands out the latest CloudStack snapshot. It must not
 // block on CloudStack.
-type CloudStackSource interface {
+type cloudStackSource interface {
 	Snapshot() *cloudstack.Snapshot
 }
 
-// CloudStackCollector turns CloudStack snapshots into metrics.
-type CloudStackCollector struct {
-	src   CloudStackSource
+// cloudStackCollector turns CloudStack snapshots into metrics.
+type cloudStackCollector struct {
+	src   cloudStackSource
 	pools []config.Pool
 }
 
-// NewCloudStackCollector returns a collector reading from src; pools give
+// newCloudStackCollector returns a collector reading from src; pools give
 // each pool's CloudStack cluster and heartbeat SR name.
-func NewCloudStackCollector(src CloudStackSource, pools []config.Pool) *CloudStackCollector {
-	return &CloudStackCollector{src: src, pools: append([]config.Pool(nil), pools...)}
+func newCloudStackCollector(src cloudStackSource, pools []config.Pool) *cloudStackCollector {
+	return &cloudStackCollector{src: src, pools: append([]config.Pool(nil), pools...)}
 }
 
 // Describe implements prometheus.Collector.
-func (c *CloudStackCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *cloudStackCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range cloudStackMetrics {
 		ch <- m.desc
 	}
 }
 
 // Collect implements prometheus.Collector.
-func (c *CloudStackCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *cloudStackCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.Snapshot()
 	up := s != nil && s.Up
 	ch <- csUp.must(b2f(up))
@@ -134,5 +134,5 @@ func StartCloudStack(ctx context.Context, cfg config.CloudStack, pools []config.
 		cancel()
 		<-done
 	}
-	return NewCloudStackCollector(p, pools), stop, nil
+	return newCloudStackCollector(p, pools), stop, nil
 }

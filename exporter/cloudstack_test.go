@@ -50,7 +50,7 @@ func csSnapshot() *cloudstack.Snapshot {
 }
 
 func TestCloudStackCollectorValues(t *testing.T) {
-	c := NewCloudStackCollector(staticCloudStack{csSnapshot()}, csPools)
+	c := newCloudStackCollector(staticCloudStack{csSnapshot()}, csPools)
 	const want = `
 # HELP cloudstack_alert_wait_seconds Effective alert.wait global setting: seconds CloudStack waits before putting a host whose state it cannot determine in Alert (1800 when the setting is blank).
 # TYPE cloudstack_alert_wait_seconds gauge
@@ -113,7 +113,7 @@ xenserver_ha_heartbeat_sr_cloudstack_primary_storage{pool="pool-b"} 1
 func TestCloudStackCollectorBlankAlertWait(t *testing.T) {
 	s := csSnapshot()
 	s.AlertWait, s.AlertWaitSet = cloudstack.DefaultAlertWait, false
-	got := gatherValues(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
+	got := gatherValues(t, newCloudStackCollector(staticCloudStack{s}, csPools))
 	if got["cloudstack_alert_wait_seconds"] != 1800 || got["cloudstack_alert_wait_set"] != 0 {
 		t.Errorf("blank alert.wait: seconds %v set %v, want 1800 and 0", got["cloudstack_alert_wait_seconds"], got["cloudstack_alert_wait_set"])
 	}
@@ -122,7 +122,7 @@ func TestCloudStackCollectorBlankAlertWait(t *testing.T) {
 func TestCloudStackCollectorDown(t *testing.T) {
 	s := csSnapshot()
 	s.Up, s.LastError = false, "listHosts: connection refused"
-	got := gatherValues(t, NewCloudStackCollector(staticCloudStack{s}, csPools))
+	got := gatherValues(t, newCloudStackCollector(staticCloudStack{s}, csPools))
 	if len(got) != 1 || got["cloudstack_up"] != 0 {
 		t.Errorf("down: %v, want only cloudstack_up 0", got)
 	}
@@ -190,7 +190,7 @@ func TestCloudStackOutageLeavesXenServerMetrics(t *testing.T) {
 			Probe: xapi.Probe{Role: xapi.RoleMaster}}},
 	}}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewXenServerCollector(xs), csc)
+	reg.MustRegister(newXenServerCollector(xs), csc)
 
 	var before map[string]float64
 	waitUntil(t, "CloudStack polled", func() bool {
@@ -287,8 +287,7 @@ func TestSeedTimelineMetrics(t *testing.T) {
 	sc := scenario.Default()
 	sc.TimeScale = 0.01
 	sc.Pools[1].HAEnabled = true
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	l, err := lab.Start(ctx, lab.Options{Scenario: sc, CloudStackListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)

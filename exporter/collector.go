@@ -9,33 +9,33 @@ import (
 	"xsha/xapi"
 )
 
-// SnapshotSource hands out the latest snapshot of every watched pool. It
+// snapshotSource hands out the latest snapshot of every watched pool. It
 // must not block on XAPI.
-type SnapshotSource interface {
+type snapshotSource interface {
 	Snapshots() []*xapi.Snapshot
 }
 
-// XenServerCollector turns pool snapshots into metrics. Collect reads the
+// xenServerCollector turns pool snapshots into metrics. Collect reads the
 // cached snapshots only, so a scrape never waits on XAPI.
-type XenServerCollector struct {
-	src SnapshotSource
+type xenServerCollector struct {
+	src snapshotSource
 	now func() time.Time
 }
 
-// NewXenServerCollector returns a collector reading from src.
-func NewXenServerCollector(src SnapshotSource) *XenServerCollector {
-	return &XenServerCollector{src: src, now: time.Now}
+// newXenServerCollector returns a collector reading from src.
+func newXenServerCollector(src snapshotSource) *xenServerCollector {
+	return &xenServerCollector{src: src, now: time.Now}
 }
 
 // Describe implements prometheus.Collector.
-func (c *XenServerCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *xenServerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range xenServerMetrics {
 		ch <- m.desc
 	}
 }
 
 // Collect implements prometheus.Collector.
-func (c *XenServerCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *xenServerCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	for _, s := range c.src.Snapshots() {
 		collectSnapshot(ch, s, now)

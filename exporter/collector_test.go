@@ -36,7 +36,7 @@ func upSnapshot() *xapi.Snapshot {
 }
 
 func TestCollectorValues(t *testing.T) {
-	c := NewXenServerCollector(staticSource{upSnapshot()})
+	c := newXenServerCollector(staticSource{upSnapshot()})
 	c.now = func() time.Time { return testNow }
 	want := `
 # HELP xenserver_host_role The host's own view from a login probe on its address: master (login accepted), slave (HOST_IS_SLAVE), emergency (any other XAPI error: emergency mode, still booting), unreachable (no answer); one series per role, the current one 1. Absent before the first probe and while the host refuses the credentials (SESSION_AUTHENTICATION_FAILED).
@@ -109,7 +109,7 @@ func TestCollectorHostRole(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := upSnapshot()
 			s.Hosts[1].Probe = tt.probe
-			got := gatherValues(t, NewXenServerCollector(staticSource{s}))
+			got := gatherValues(t, newXenServerCollector(staticSource{s}))
 			n, ones := 0, 0
 			for _, r := range xapi.Roles {
 				v, ok := got[`xenserver_host_role{host="xs-a2",pool="cluster-a",role="`+string(r)+`"}`]
@@ -136,7 +136,7 @@ func TestCollectorHostRole(t *testing.T) {
 func TestCollectorPoolNeverRead(t *testing.T) {
 	s := &xapi.Snapshot{Pool: "cluster-b", LastError: "no master found",
 		Hosts: []xapi.Host{{Name: "127.0.2.1", Address: "127.0.2.1", Probe: xapi.Probe{Role: xapi.RoleUnreachable}}}}
-	got := gatherValues(t, NewXenServerCollector(staticSource{s}))
+	got := gatherValues(t, newXenServerCollector(staticSource{s}))
 	want := map[string]float64{
 		`xenserver_pool_up{pool="cluster-b"}`:                                       0,
 		`xenserver_pool_master_changes_total{pool="cluster-b"}`:                     0,
@@ -158,7 +158,7 @@ func TestCollectorPoolNeverRead(t *testing.T) {
 func TestCollectorDownKeepsLastView(t *testing.T) {
 	s := upSnapshot()
 	s.Up = false
-	got := gatherValues(t, NewXenServerCollector(staticSource{s}))
+	got := gatherValues(t, newXenServerCollector(staticSource{s}))
 	if got[`xenserver_pool_up{pool="cluster-a"}`] != 0 {
 		t.Error("pool_up is not 0")
 	}
@@ -171,7 +171,7 @@ func TestCollectorDuplicateHostNames(t *testing.T) {
 	s := upSnapshot()
 	s.Hosts = append(s.Hosts, s.Hosts[1])
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewXenServerCollector(staticSource{s}))
+	reg.MustRegister(newXenServerCollector(staticSource{s}))
 	if _, err := reg.Gather(); err != nil {
 		t.Errorf("a duplicate name_label fails the scrape: %v", err)
 	}

@@ -19,9 +19,9 @@ import (
 func TestLabBaseline(t *testing.T) {
 	e := startLab(t, testScenario())
 	e.waitValue(`xenserver_pool_up{pool="cluster-a"}`, 1)
-	v := e.waitValue(`xenserver_pool_up{pool="cluster-b"}`, 1)
+	e.waitValue(`xenserver_pool_up{pool="cluster-b"}`, 1)
 	// Probes run independently; wait until every member has been seen.
-	v = e.waitFor("every host probed", func(v map[string]float64) bool {
+	v := e.waitFor("every host probed", func(v map[string]float64) bool {
 		for _, p := range []string{"a", "b"} {
 			for i := 1; i <= 4; i++ {
 				role := "slave"
@@ -228,8 +228,7 @@ func TestLabIsolatedPool(t *testing.T) {
 // TestLabReload: pools added by a reload are watched, pools removed are
 // logged out of and vanish from the metrics.
 func TestLabReload(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	sc := testScenario()
 	l, err := lab.Start(ctx, lab.Options{Scenario: sc, StateDir: t.TempDir()})
 	if err != nil {

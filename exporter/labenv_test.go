@@ -22,7 +22,7 @@ import (
 type labEnv struct {
 	t       testing.TB
 	lab     *lab.Lab
-	pools   *Pools
+	pools   *poolWatchers
 	metrics *xapi.Metrics
 	reg     *prometheus.Registry
 	cfg     *config.Config
@@ -79,8 +79,8 @@ func startLabTimed(t testing.TB, sc *scenario.Scenario, timing string, pools ...
 	logs := &logBuffer{}
 	reg := prometheus.NewPedanticRegistry()
 	m := xapi.NewMetrics(reg)
-	ps := NewPools(ctx, newTestLogger(logs), m)
-	reg.MustRegister(NewXenServerCollector(ps))
+	ps := newPoolWatchers(ctx, newTestLogger(logs), m)
+	reg.MustRegister(newXenServerCollector(ps))
 	ps.Apply(cfg)
 	e := &labEnv{t: t, lab: l, pools: ps, metrics: m, reg: reg, cfg: cfg, logs: logs}
 	t.Cleanup(func() {

@@ -12,10 +12,10 @@ import (
 	"xsha/xapi"
 )
 
-// Pools runs one xapi.Watcher per configured pool and hands out their
+// poolWatchers runs one xapi.Watcher per configured pool and hands out their
 // snapshots. Apply starts, stops and restarts watchers as the configuration
 // changes.
-type Pools struct {
+type poolWatchers struct {
 	ctx     context.Context
 	log     *slog.Logger
 	metrics *xapi.Metrics
@@ -32,18 +32,18 @@ type poolRun struct {
 	done   chan struct{} // closed when the watcher has logged out
 }
 
-// NewPools returns an empty set of watchers that run until ctx ends.
-func NewPools(ctx context.Context, logger *slog.Logger, metrics *xapi.Metrics) *Pools {
+// newPoolWatchers returns an empty set of watchers that run until ctx ends.
+func newPoolWatchers(ctx context.Context, logger *slog.Logger, metrics *xapi.Metrics) *poolWatchers {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pools{ctx: ctx, log: logger, metrics: metrics, running: map[string]*poolRun{}}
+	return &poolWatchers{ctx: ctx, log: logger, metrics: metrics, running: map[string]*poolRun{}}
 }
 
 // Apply makes the running watchers match cfg: pools added are started,
 // pools removed are stopped (their sessions logged out), pools whose
 // settings changed are restarted.
-func (p *Pools) Apply(cfg *config.Config) {
+func (p *poolWatchers) Apply(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	want := map[string]config.Pool{}
@@ -71,18 +71,16 @@ func (p *Pools) Apply(cfg *config.Config) {
 		w := xapi.NewWatcher(pc, xapi.WatcherOptions{Logger: p.log, Metrics: p.metrics})
 		r := &poolRun{cfg: pc, w: w, cancel: cancel, done: make(chan struct{})}
 		p.running[name] = r
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
+		p.wg.Go(func() {
 			defer close(r.done)
 			w.Run(ctx)
-		}()
+		})
 	}
 }
 
 // forget drops a removed pool's own metrics once its watcher has logged
 // out, unless the pool came back meanwhile.
-func (p *Pools) forget(name string, done <-chan struct{}) {
+func (p *poolWatchers) forget(name string, done <-chan struct{}) {
 	<-done
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -92,7 +90,7 @@ func (p *Pools) forget(name string, done <-chan struct{}) {
 }
 
 // Snapshots returns the latest snapshot of every pool, sorted by pool name.
-func (p *Pools) Snapshots() []*xapi.Snapshot {
+func (p *poolWatchers) Snapshots() []*xapi.Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]*xapi.Snapshot, 0, len(p.running))
@@ -104,7 +102,7 @@ func (p *Pools) Snapshots() []*xapi.Snapshot {
 }
 
 // Waiting returns the pools whose first connection attempt has not ended.
-func (p *Pools) Waiting() []string {
+func (p *poolWatchers) Waiting() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []string
@@ -120,7 +118,7 @@ func (p *Pools) Waiting() []string {
 }
 
 // Stop stops every watcher and waits until they have logged out.
-func (p *Pools) Stop() {
+func (p *poolWatchers) Stop() {
 	p.mu.Lock()
 	for name, r := range p.running {
 		r.cancel()

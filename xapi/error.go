@@ -8,22 +8,20 @@ import (
 	xenapi "github.com/terra-farm/go-xen-api-client"
 )
 
-// Error codes the package and its users act on.
+// XAPI error codes this package acts on, and the ones the remediator
+// accepts as "the wanted state already holds" (HA_IS_ENABLED,
+// HA_NOT_ENABLED). Codes are compared as strings: XAPI sends any code of
+// ocaml/idl/api_errors.ml.
 const (
-	CodeHostIsSlave         = "HOST_IS_SLAVE"
-	CodeSessionInvalid      = "SESSION_INVALID"
-	CodeEventsLost          = "EVENTS_LOST"
-	CodeTokenParseFailure   = "EVENT_FROM_TOKEN_PARSE_FAILURE"
-	CodeMethodUnknown       = "MESSAGE_METHOD_UNKNOWN"
-	CodeAuthFailed          = "SESSION_AUTHENTICATION_FAILED"
-	CodeHAIsEnabled         = "HA_IS_ENABLED"
-	CodeHANotEnabled        = "HA_NOT_ENABLED"
-	CodeHostOffline         = "HOST_OFFLINE"
-	CodeUUIDInvalid         = "UUID_INVALID"
-	CodeParamCountMismatch  = "MESSAGE_PARAMETER_COUNT_MISMATCH"
-	CodeHostStillBooting    = "HOST_STILL_BOOTING"
-	CodeInternalError       = "INTERNAL_ERROR"
-	CodeHostInEmergencyMode = "HOST_IN_EMERGENCY_MODE"
+	CodeHostIsSlave       = "HOST_IS_SLAVE"
+	CodeSessionInvalid    = "SESSION_INVALID"
+	CodeEventsLost        = "EVENTS_LOST"
+	CodeTokenParseFailure = "EVENT_FROM_TOKEN_PARSE_FAILURE"
+	CodeAuthFailed        = "SESSION_AUTHENTICATION_FAILED"
+	CodeHAIsEnabled       = "HA_IS_ENABLED"
+	CodeHANotEnabled      = "HA_NOT_ENABLED"
+	CodeUUIDInvalid       = "UUID_INVALID"
+	CodeInternalError     = "INTERNAL_ERROR"
 )
 
 // Error is an XAPI failure: the code and parameters of ErrorDescription.
@@ -63,12 +61,19 @@ func IsCode(err error, code string) bool { return ErrorCode(err) == code }
 
 // emergencyCodes are the errors a host in emergency mode (or still
 // starting) answers every normal call with, login included: such a host is
-// no working master, whatever the session thought.
+// no working master, whatever the session thought. xapi answers
+// !Xapi_globs.emergency_mode_error to every call outside
+// Datamodel.emergency_calls while slave_emergency_mode is set
+// (ocaml/xapi/api_server.ml); ocaml/xapi/xapi.ml and xapi_ha.ml set it to
+// the codes below (HOST_STILL_BOOTING until start-up is done, INTERNAL_ERROR
+// for an unexpected failure of Pool.hello). HOST_IN_EMERGENCY_MODE is
+// declared in ocaml/idl/api_errors.ml but raised by no xapi of 6.2 (XS62) or
+// 7.1 (1.14-lcm); it stays in the set because it can mean nothing else.
 var emergencyCodes = map[string]bool{
 	"HOST_STILL_BOOTING": true, "HOST_HAS_NO_MANAGEMENT_IP": true, "HOST_MASTER_CANNOT_TALK_BACK": true,
 	"HOST_UNKNOWN_TO_MASTER": true, "HOST_BROKEN": true, "HOST_ITS_OWN_SLAVE": true, CodeInternalError: true,
 	"HA_HOST_CANNOT_ACCESS_STATEFILE": true, "HA_HEARTBEAT_DAEMON_STARTUP_FAILED": true,
-	"HA_POOL_IS_ENABLED_BUT_HOST_IS_DISABLED": true, CodeHostInEmergencyMode: true,
+	"HA_POOL_IS_ENABLED_BUT_HOST_IS_DISABLED": true, "HOST_IN_EMERGENCY_MODE": true,
 }
 
 // fromAPI turns terra-farm's error into ours. terra-farm keeps only the first

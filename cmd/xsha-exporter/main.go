@@ -7,6 +7,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"xsha/config"
 	"xsha/exporter"
 )
 
@@ -35,6 +38,9 @@ func run() int {
 		readyTimeout = kingpin.Flag("web.ready-timeout",
 			"/-/ready answers 200 once every pool was read or failed its first connection attempt, or after this long.").
 			Default("2m").Duration()
+		checkConfig = kingpin.Flag("config.check",
+			"Check the configuration file (decoding, validation, secret and CA files) and exit: 0 with one line when good, 1 saying what is wrong.").
+			Bool()
 		webFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9681")
 	)
 	logConfig := &promslog.Config{}
@@ -42,6 +48,9 @@ func run() int {
 	kingpin.Version(version.Print("xsha-exporter"))
 	kingpin.HelpFlag.Short('h')
 	kingpin.Parse()
+	if *checkConfig {
+		return check(*configFile, os.Stdout, os.Stderr)
+	}
 	logger := promslog.New(logConfig)
 	logger.Info("starting xsha-exporter", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
@@ -101,5 +110,26 @@ func run() int {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}
+	return 0
+}
+
+// check loads the configuration at path as the exporter would at start,
+// reading its secret and CA files, prints what is wrong to stderr or one
+// line to stdout when it is good, and returns the exit code.
+func check(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: FAILED: %v\n", path, err)
+		return 1
+	}
+	cs := "no cloudstack"
+	if cfg.CloudStack != nil {
+		cs = "with cloudstack"
+	}
+	pools := "pools"
+	if len(cfg.Pools) == 1 {
+		pools = "pool"
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d %s, %s\n", path, len(cfg.Pools), pools, cs)
 	return 0
 }

@@ -45,7 +45,7 @@ func TestComposeStackWiring(t *testing.T) {
 	listen := map[string]string{}
 	for name, svc := range compose.Services {
 		for _, v := range svc.Volumes {
-			src := strings.SplitN(v, ":", 2)[0]
+			src, _, _ := strings.Cut(v, ":")
 			if !strings.HasPrefix(src, "./") {
 				continue // a named volume
 			}

@@ -120,7 +120,7 @@ func waitHTTP(ctx context.Context, url string, p *proc) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, tail(p.out.String(), 40))
+			return fmt.Errorf("%s exited: %w\n%s", p.name, p.err, tail(p.out.String(), 40))
 		}
 		resp, err := client.Get(url)
 		if err == nil {

@@ -338,10 +338,7 @@ func ScaleRuleDurations(rules string, scale float64) string {
 		sub := ruleDuration.FindStringSubmatch(m)
 		n, _ := strconv.Atoi(sub[2])
 		unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[sub[3]]
-		d := time.Duration(float64(time.Duration(n)*unit) * scale).Round(time.Second)
-		if d < time.Second {
-			d = time.Second
-		}
+		d := max(time.Duration(float64(time.Duration(n)*unit)*scale).Round(time.Second), time.Second)
 		return sub[1] + strconv.Itoa(int(d/time.Second)) + "s"
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,7 +74,7 @@ func (tl *Timeline) Watch(ctx context.Context) {
 		if st, err := tl.s.State(ctx); err == nil {
 			for _, p := range st.Pools {
 				note("master/"+p.Name, p.Master, fmt.Sprintf("%s: pool master is %s", p.Name, orNone(p.Master)), true)
-				note("ha/"+p.Name, fmt.Sprint(p.HAEnabled), fmt.Sprintf("%s: pool HA %s", p.Name, onOff(p.HAEnabled)), true)
+				note("ha/"+p.Name, strconv.FormatBool(p.HAEnabled), fmt.Sprintf("%s: pool HA %s", p.Name, onOff(p.HAEnabled)), true)
 				for _, h := range p.Hosts {
 					note("role/"+h.Name, h.Role, fmt.Sprintf("%s: host %s is %s", p.Name, h.Name, h.Role), false)
 				}
