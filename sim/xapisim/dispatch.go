@@ -107,15 +107,20 @@ var (
 	methods7  = buildMethods(false)
 )
 
-// call serves one request on host h.
+// call serves one request on host h and returns XAPI's result envelope.
 func (p *Pool) call(ctx context.Context, h *hostState, req *Request) Value {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, err := p.dispatch(ctx, h, req)
+	v, err := p.serve(ctx, h, req)
 	if err != nil {
 		return Failure(err.code, err.params...)
 	}
 	return Success(v)
+}
+
+// serve serves one request on host h.
+func (p *Pool) serve(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dispatch(ctx, h, req)
 }
 
 func (p *Pool) dispatch(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {

@@ -1,0 +1,162 @@
+package xapisim_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"xsha/sim/scenario"
+)
+
+// pools62and71 returns a 6.2 and a 7.1 test pool.
+func pools62and71(t *testing.T) map[string]*testPool {
+	t.Helper()
+	sc71 := fast(0.001)
+	sc71.Pools[0].ProductVersion = scenario.Version71
+	return map[string]*testPool{
+		"6.2": newTestPool(t, fast(0.001), "cluster-a"),
+		"7.1": newTestPool(t, sc71, "cluster-a"),
+	}
+}
+
+type httpAnswer struct {
+	code        int
+	contentType string
+	body        string
+}
+
+// send sends one request with a plain HTTP client. A negative length sends
+// the body chunked, without Content-Length.
+func send(t *testing.T, method, url, contentType, body string, chunked bool) httpAnswer {
+	t.Helper()
+	var rd io.Reader = strings.NewReader(body)
+	if chunked {
+		// An io.Reader of unknown length is sent chunked.
+		rd = io.MultiReader(strings.NewReader(body))
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpAnswer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+}
+
+// TestHTTPRouting speaks plain HTTP to a 6.2 and a 7.1 master. xapi's
+// Http_svr (http-svr/http_svr.ml in xen-api-libs) finds a POST handler by
+// the longest prefix of the path, so "/", "/RPC2" and any other path reach
+// the XML-RPC handler (post_root, ocaml/xapi/xapi.ml); "/json" is post_json
+// (XML-RPC, the result as a JSON string) on both; "/jsonrpc" is JSON-RPC
+// (post_jsonrpc, api_server.ml jsoncallback) from XenServer 7.x on, and on
+// 6.2 falls to post_json, whose string prefix it has. A JSON-RPC probe of a
+// 6.2 host thus gets an XML-RPC fault with HTTP 200, text/xml.
+func TestHTTPRouting(t *testing.T) {
+	pools := pools62and71(t)
+	login := call("session.login_with_password", str("root"), str("xenroot"))
+	jsonLogin := `{"method":"session.login_with_password","params":["root","xenroot"],"id":7}`
+	for _, tc := range []struct {
+		version, method, path, body string
+		chunked                     bool
+		wantCode                    int
+		wantType                    string
+		want                        []string
+		notWant                     []string
+	}{
+		{version: "6.2", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{version: "7.1", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{version: "6.2", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{version: "7.1", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{version: "6.2", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{version: "7.1", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		// A JSON-RPC probe.
+		{version: "6.2", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "text/xml", want: []string{"<fault>", "<name>faultCode</name><value><i4>1</i4></value>", "Failed to parse supplied XML"}},
+		{version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "application/json", want: []string{`"result":"OpaqueRef:`, `"error":null`, `"id":0`}},
+		{version: "7.1", method: "POST", path: "/jsonrpc", body: `{"method":"session.login_with_password","params":["root","wrong"],"id":1}`, wantCode: 200, wantType: "application/json", want: []string{`"result":null,"error":["SESSION_AUTHENTICATION_FAILED","root","Authentication failure"]`}},
+		{version: "7.1", method: "POST", path: "/jsonrpc", body: login, wantCode: 500, wantType: "text/html"},
+		// post_json: an XML-RPC call, a JSON string for a result.
+		{version: "6.2", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
+		{version: "7.1", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
+		{version: "6.2", method: "POST", path: "/jsonrpc", body: login, wantCode: 200, wantType: "text/xml", want: []string{`<value>&#34;OpaqueRef:`}},
+		// Unparsable XML: a fault on 6.2, HTTP 500 on 7.x.
+		{version: "6.2", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 200, wantType: "text/xml", want: []string{"<methodResponse><fault>", "Failed to parse supplied XML"}},
+		{version: "6.2", method: "POST", path: "/", body: "", wantCode: 200, wantType: "text/xml", want: []string{"Failed to parse supplied XML"}},
+		{version: "7.1", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 500, wantType: "text/html", want: []string{"HTTP 500 internal server error"}},
+		// Well-formed XML that is no methodCall fails in XMLRPC.From: 500.
+		{version: "6.2", method: "POST", path: "/", body: "<methodCall><methodName>pool.get_all</methodName></methodCall>", wantCode: 500, wantType: "text/html", notWant: []string{"<fault>"}},
+		// Without Content-Length, Http_svr.read_body fails: 500.
+		{version: "6.2", method: "POST", path: "/", body: login, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
+		{version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
+		// GET serves the web directory: its index at "/", 404 elsewhere.
+		{version: "6.2", method: "GET", path: "/", wantCode: 200, wantType: "text/html"},
+		{version: "7.1", method: "GET", path: "/RPC2", wantCode: 404},
+		{version: "6.2", method: "GET", path: "/any/path", wantCode: 404},
+		// No DELETE handlers at all: 501.
+		{version: "7.1", method: "DELETE", path: "/", wantCode: 501, wantType: "text/html"},
+	} {
+		name := tc.version + " " + tc.method + " " + tc.path
+		if tc.chunked {
+			name += " chunked"
+		}
+		t.Run(name, func(t *testing.T) {
+			url := strings.TrimSuffix(pools[tc.version].urls["xs-a1"], "/") + tc.path
+			a := send(t, tc.method, url, "text/xml", tc.body, tc.chunked)
+			if a.code != tc.wantCode {
+				t.Fatalf("HTTP %d, want %d: %s", a.code, tc.wantCode, a.body)
+			}
+			if tc.wantType != "" && a.contentType != tc.wantType {
+				t.Errorf("Content-Type %q, want %q", a.contentType, tc.wantType)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(a.body, w) {
+					t.Errorf("response lacks %s:\n%s", w, a.body)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(a.body, w) {
+					t.Errorf("response has %s:\n%s", w, a.body)
+				}
+			}
+		})
+	}
+}
+
+// TestJSONRPCSession checks that a 7.1 JSON-RPC session works for the
+// calls that follow: the session from /jsonrpc is the XML-RPC one, and
+// results keep XAPI's types (ints as strings, i4 counts as numbers).
+func TestJSONRPCSession(t *testing.T) {
+	pools := pools62and71(t)
+	url := strings.TrimSuffix(pools["7.1"].urls["xs-a1"], "/") + "/jsonrpc"
+	var login struct{ Result string }
+	a := send(t, "POST", url, "application/json", `{"method":"session.login_with_password","params":["root","xenroot","1.0","probe"],"id":1}`, false)
+	if err := json.Unmarshal([]byte(a.body), &login); err != nil || !strings.HasPrefix(login.Result, "OpaqueRef:") {
+		t.Fatalf("login: %v %s", err, a.body)
+	}
+	a = send(t, "POST", url, "application/json", `{"method":"event.from","params":["`+login.Result+`",["pool"],"",0],"id":2}`, false)
+	var ev struct {
+		Result struct {
+			Token          string
+			ValidRefCounts map[string]int `json:"valid_ref_counts"`
+			Events         []map[string]any
+		}
+		Error any
+	}
+	if err := json.Unmarshal([]byte(a.body), &ev); err != nil || ev.Error != nil {
+		t.Fatalf("event.from: %v %s", err, a.body)
+	}
+	if ev.Result.Token == "" || ev.Result.ValidRefCounts["pool"] != 1 || len(ev.Result.Events) != 1 {
+		t.Errorf("event.from over JSON-RPC: %s", a.body)
+	}
+}
