@@ -32,6 +32,9 @@ type session struct {
 	local            bool
 	lastActive       time.Time
 	seq              uint64
+	// events is the 6.2 event subscription of the session's event.from
+	// calls; nil when none is in flight.
+	events *eventSub
 }
 
 // Session table limits.

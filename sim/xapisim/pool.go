@@ -143,6 +143,9 @@ type Pool struct {
 	closed        bool
 	// done is closed by Close; waits inside calls end on it.
 	done chan struct{}
+	// eventConflicts counts 6.2 event.from calls ended by another on the
+	// same session (events.go).
+	eventConflicts uint64
 }
 
 // NewPool builds a pool from the scenario. Call Start to serve it.
