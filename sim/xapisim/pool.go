@@ -146,6 +146,8 @@ type Pool struct {
 	// eventConflicts counts 6.2 event.from calls ended by another on the
 	// same session (events.go).
 	eventConflicts uint64
+	// sessionGC is set once the session garbage collector runs (dispatch.go).
+	sessionGC bool
 }
 
 // NewPool builds a pool from the scenario. Call Start to serve it.
