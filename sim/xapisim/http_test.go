@@ -1,12 +1,17 @@
 package xapisim_test
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
+	"xsha/sim/lab"
 	"xsha/sim/scenario"
 )
 
@@ -68,49 +73,45 @@ func TestHTTPRouting(t *testing.T) {
 	login := call("session.login_with_password", str("root"), str("xenroot"))
 	jsonLogin := `{"method":"session.login_with_password","params":["root","xenroot"],"id":7}`
 	for _, tc := range []struct {
-		version, method, path, body string
-		chunked                     bool
-		wantCode                    int
-		wantType                    string
-		want                        []string
-		notWant                     []string
+		what, version, method, path, body string
+		chunked                           bool
+		wantCode                          int
+		wantType                          string
+		want                              []string
+		notWant                           []string
 	}{
-		{version: "6.2", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
-		{version: "7.1", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
-		{version: "6.2", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
-		{version: "7.1", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
-		{version: "6.2", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
-		{version: "7.1", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "6.2", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "7.1", method: "POST", path: "/", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "6.2", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "7.1", method: "POST", path: "/RPC2", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "6.2", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
+		{what: "XML-RPC", version: "7.1", method: "POST", path: "/any/path", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", "<value>OpaqueRef:"}},
 		// A JSON-RPC probe.
-		{version: "6.2", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "text/xml", want: []string{"<fault>", "<name>faultCode</name><value><i4>1</i4></value>", "Failed to parse supplied XML"}},
-		{version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "application/json", want: []string{`"result":"OpaqueRef:`, `"error":null`, `"id":0`}},
-		{version: "7.1", method: "POST", path: "/jsonrpc", body: `{"method":"session.login_with_password","params":["root","wrong"],"id":1}`, wantCode: 200, wantType: "application/json", want: []string{`"result":null,"error":["SESSION_AUTHENTICATION_FAILED","root","Authentication failure"]`}},
-		{version: "7.1", method: "POST", path: "/jsonrpc", body: login, wantCode: 500, wantType: "text/html"},
+		{what: "JSON-RPC probe", version: "6.2", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "text/xml", want: []string{"<fault>", "<name>faultCode</name><value><i4>1</i4></value>", "Failed to parse supplied XML"}},
+		{what: "JSON-RPC login", version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, wantCode: 200, wantType: "application/json", want: []string{`"result":"OpaqueRef:`, `"error":null`, `"id":0`}},
+		{what: "JSON-RPC failure", version: "7.1", method: "POST", path: "/jsonrpc", body: `{"method":"session.login_with_password","params":["root","wrong"],"id":1}`, wantCode: 200, wantType: "application/json", want: []string{`"result":null,"error":["SESSION_AUTHENTICATION_FAILED","root","Authentication failure"]`}},
+		{what: "XML-RPC body", version: "7.1", method: "POST", path: "/jsonrpc", body: login, wantCode: 500, wantType: "text/html"},
 		// post_json: an XML-RPC call, a JSON string for a result.
-		{version: "6.2", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
-		{version: "7.1", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
-		{version: "6.2", method: "POST", path: "/jsonrpc", body: login, wantCode: 200, wantType: "text/xml", want: []string{`<value>&#34;OpaqueRef:`}},
+		{what: "JSON result", version: "6.2", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
+		{what: "JSON result", version: "7.1", method: "POST", path: "/json", body: login, wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>", `<value>&#34;OpaqueRef:`}},
+		{what: "XML-RPC body", version: "6.2", method: "POST", path: "/jsonrpc", body: login, wantCode: 200, wantType: "text/xml", want: []string{`<value>&#34;OpaqueRef:`}},
 		// Unparsable XML: a fault on 6.2, HTTP 500 on 7.x.
-		{version: "6.2", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 200, wantType: "text/xml", want: []string{"<methodResponse><fault>", "Failed to parse supplied XML"}},
-		{version: "6.2", method: "POST", path: "/", body: "", wantCode: 200, wantType: "text/xml", want: []string{"Failed to parse supplied XML"}},
-		{version: "7.1", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 500, wantType: "text/html", want: []string{"HTTP 500 internal server error"}},
+		{what: "unparsable XML", version: "6.2", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 200, wantType: "text/xml", want: []string{"<methodResponse><fault>", "Failed to parse supplied XML"}},
+		{what: "empty body", version: "6.2", method: "POST", path: "/", body: "", wantCode: 200, wantType: "text/xml", want: []string{"Failed to parse supplied XML"}},
+		{what: "unparsable XML", version: "7.1", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 500, wantType: "text/html", want: []string{"HTTP 500 internal server error"}},
 		// Well-formed XML that is no methodCall fails in XMLRPC.From: 500.
-		{version: "6.2", method: "POST", path: "/", body: "<methodCall><methodName>pool.get_all</methodName></methodCall>", wantCode: 500, wantType: "text/html", notWant: []string{"<fault>"}},
+		{what: "no methodCall", version: "6.2", method: "POST", path: "/", body: "<methodCall><methodName>pool.get_all</methodName></methodCall>", wantCode: 500, wantType: "text/html", notWant: []string{"<fault>"}},
 		// Without Content-Length, Http_svr.read_body fails: 500.
-		{version: "6.2", method: "POST", path: "/", body: login, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
-		{version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
+		{what: "chunked", version: "6.2", method: "POST", path: "/", body: login, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
+		{what: "chunked", version: "7.1", method: "POST", path: "/jsonrpc", body: jsonLogin, chunked: true, wantCode: 500, wantType: "text/html", want: []string{"content-length"}},
 		// GET serves the web directory: its index at "/", 404 elsewhere.
-		{version: "6.2", method: "GET", path: "/", wantCode: 200, wantType: "text/html"},
-		{version: "7.1", method: "GET", path: "/RPC2", wantCode: 404},
-		{version: "6.2", method: "GET", path: "/any/path", wantCode: 404},
+		{what: "index", version: "6.2", method: "GET", path: "/", wantCode: 200, wantType: "text/html"},
+		{what: "file", version: "7.1", method: "GET", path: "/RPC2", wantCode: 404},
+		{what: "file", version: "6.2", method: "GET", path: "/any/path", wantCode: 404},
 		// No DELETE handlers at all: 501.
-		{version: "7.1", method: "DELETE", path: "/", wantCode: 501, wantType: "text/html"},
+		{what: "method", version: "7.1", method: "DELETE", path: "/", wantCode: 501, wantType: "text/html"},
 	} {
-		name := tc.version + " " + tc.method + " " + tc.path
-		if tc.chunked {
-			name += " chunked"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.version+" "+tc.method+" "+tc.path+" "+tc.what, func(t *testing.T) {
 			url := strings.TrimSuffix(pools[tc.version].urls["xs-a1"], "/") + tc.path
 			a := send(t, tc.method, url, "text/xml", tc.body, tc.chunked)
 			if a.code != tc.wantCode {
@@ -158,5 +159,56 @@ func TestJSONRPCSession(t *testing.T) {
 	}
 	if ev.Result.Token == "" || ev.Result.ValidRefCounts["pool"] != 1 || len(ev.Result.Events) != 1 {
 		t.Errorf("event.from over JSON-RPC: %s", a.body)
+	}
+}
+
+// TestLabHTTP starts the lab (HTTPS endpoints per host address) with a 6.2
+// and a 7.1 pool and speaks to each master with a plain HTTP client on
+// "/", "/RPC2", "/jsonrpc" and an arbitrary path.
+func TestLabHTTP(t *testing.T) {
+	sc := fast(0.001)
+	sc.Pools[1].ProductVersion = scenario.Version71
+	l, err := lab.Start(context.Background(), lab.Options{Scenario: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	pem, err := os.ReadFile(l.CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	xmlLogin := call("session.login_with_password", str("root"), str("xenroot"))
+	jsonLogin := `{"method":"session.login_with_password","params":["root","xenroot"],"id":1}`
+	for _, tc := range []struct {
+		host, path, body string
+		wantType         string
+		want             string
+	}{
+		{"xs-a1", "/", xmlLogin, "text/xml", "<value>Success</value>"},
+		{"xs-a1", "/RPC2", xmlLogin, "text/xml", "<value>Success</value>"},
+		{"xs-a1", "/jsonrpc", jsonLogin, "text/xml", "Failed to parse supplied XML"},
+		{"xs-a1", "/some/arbitrary/path", xmlLogin, "text/xml", "<value>Success</value>"},
+		{"xs-b1", "/", xmlLogin, "text/xml", "<value>Success</value>"},
+		{"xs-b1", "/RPC2", xmlLogin, "text/xml", "<value>Success</value>"},
+		{"xs-b1", "/jsonrpc", jsonLogin, "application/json", `"result":"OpaqueRef:`},
+		{"xs-b1", "/some/arbitrary/path", xmlLogin, "text/xml", "<value>Success</value>"},
+	} {
+		t.Run(tc.host+tc.path, func(t *testing.T) {
+			url := strings.TrimSuffix(l.XAPIURL(tc.host), "/") + tc.path
+			resp, err := client.Post(url, "text/xml", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != tc.wantType || !strings.Contains(string(b), tc.want) {
+				t.Errorf("HTTP %d %q, want 200 %q with %s:\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), tc.wantType, tc.want, b)
+			}
+		})
 	}
 }
