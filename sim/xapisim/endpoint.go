@@ -281,7 +281,7 @@ func (hd handler) serveXMLRPC(w http.ResponseWriter, r *http.Request, asJSON boo
 		return
 	}
 	enc := Encoder{EmptyElement: hd.p.is62}
-	req, err := DecodeRequest(bytes.NewReader(body))
+	req, err := decodeRequest(bytes.NewReader(body), true)
 	if err != nil {
 		if hd.p.is62 && errors.Is(err, ErrNotXML) {
 			// XS62 api_server.ml: "| Xml.Error _ -> ... XMLRPC.Fault(1l,

@@ -99,6 +99,14 @@ func TestHTTPRouting(t *testing.T) {
 		{what: "unparsable XML", version: "6.2", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 200, wantType: "text/xml", want: []string{"<methodResponse><fault>", "Failed to parse supplied XML"}},
 		{what: "empty body", version: "6.2", method: "POST", path: "/", body: "", wantCode: 200, wantType: "text/xml", want: []string{"Failed to parse supplied XML"}},
 		{what: "unparsable XML", version: "7.1", method: "POST", path: "/", body: "<methodCall><bad", wantCode: 500, wantType: "text/html", want: []string{"HTTP 500 internal server error"}},
+		// xapi reads the first tree and ignores what follows.
+		{what: "trailing junk", version: "6.2", method: "POST", path: "/", body: login + "<junk", wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>"}},
+		{what: "trailing junk", version: "7.1", method: "POST", path: "/", body: login + "<junk", wantCode: 200, wantType: "text/xml", want: []string{"<value>Success</value>"}},
+		// JSON-RPC 2.0 requests are read too (the answer stays v1), their
+		// params an array or one object.
+		{what: "JSON-RPC 2.0", version: "7.1", method: "POST", path: "/jsonrpc", body: `{"jsonrpc":"2.0","method":"session.login_with_password","params":["root","xenroot"],"id":3}`, wantCode: 200, wantType: "application/json", want: []string{`"result":"OpaqueRef:`, `"id":0`}},
+		{what: "JSON-RPC 3.0", version: "7.1", method: "POST", path: "/jsonrpc", body: `{"jsonrpc":"3.0","method":"session.login_with_password","params":["root","xenroot"],"id":3}`, wantCode: 500, wantType: "text/html"},
+		{what: "JSON-RPC without id", version: "7.1", method: "POST", path: "/jsonrpc", body: `{"method":"session.login_with_password","params":["root","xenroot"]}`, wantCode: 500, wantType: "text/html"},
 		// Well-formed XML that is no methodCall fails in XMLRPC.From: 500.
 		{what: "no methodCall", version: "6.2", method: "POST", path: "/", body: "<methodCall><methodName>pool.get_all</methodName></methodCall>", wantCode: 500, wantType: "text/html", notWant: []string{"<fault>"}},
 		// Without Content-Length, Http_svr.read_body fails: 500.

@@ -95,48 +95,70 @@ func valueOfJSON(x any) (Value, error) {
 	return Value{}, fmt.Errorf("unsupported JSON value %T", x)
 }
 
-// jsonCall is a JSON-RPC request as Jsonrpc.call_of_string reads it: a
-// method name, an array of parameters and an integer id.
-type jsonCall struct {
-	Method *string      `json:"method"`
-	Params []any        `json:"params"`
-	ID     *json.Number `json:"id"`
+// parseJSONCall is Jsonrpc.call_of_string (lib/jsonrpc.ml in ocaml-rpc 1.6,
+// which xapi 1.14 uses): an object with a string "method", an integer
+// "id" and "params", an array, or with "jsonrpc": "2.0" also one object
+// (a single struct parameter); any other "jsonrpc" is malformed.
+func parseJSONCall(body []byte) (*Request, error) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	method, ok := m["method"].(string)
+	if !ok {
+		return nil, fmt.Errorf("no method")
+	}
+	var params []any
+	switch v, has := m["jsonrpc"]; {
+	case !has:
+		if params, ok = m["params"].([]any); !ok {
+			return nil, fmt.Errorf("params is no array")
+		}
+	case v == "2.0":
+		switch p := m["params"].(type) {
+		case []any:
+			params = p
+		case map[string]any:
+			params = []any{p}
+		default:
+			return nil, fmt.Errorf("params is no array or object")
+		}
+	default:
+		return nil, fmt.Errorf("jsonrpc %v", v)
+	}
+	id, ok := m["id"].(json.Number)
+	if !ok {
+		return nil, fmt.Errorf("no id")
+	}
+	if _, err := id.Int64(); err != nil {
+		return nil, fmt.Errorf("id %s is no integer", id)
+	}
+	req := &Request{Method: method, Params: []Value{}}
+	for _, x := range params {
+		v, err := valueOfJSON(x)
+		if err != nil {
+			return nil, err
+		}
+		req.Params = append(req.Params, v)
+	}
+	return req, nil
 }
 
 // serveJSONRPC is Api_server.jsoncallback (ocaml/xapi/api_server.ml, xen-api
 // branch 1.14-lcm, XenServer 7.1): the call is dispatched as an XML-RPC one
-// and answered with Jsonrpc.a_of_response, version 1 of JSON-RPC:
-// {"result": value, "error": null, "id": 0} on success and
-// {"result": null, "error": [code, params...], "id": 0} on failure; that
-// ocaml-rpc does not echo the request's id. A body it cannot parse raises
+// and answered with Jsonrpc.a_of_response of ocaml-rpc 1.6, version 1 of
+// JSON-RPC whatever the request's: {"result": value, "error": null, "id": 0}
+// on success and {"result": null, "error": [code, params...], "id": 0} on
+// failure; the request's id is not echoed. A body it cannot parse raises
 // out of the handler: HTTP 500.
 func (hd handler) serveJSONRPC(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	var jc jsonCall
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	err := d.Decode(&jc)
-	if err == nil && (jc.Method == nil || jc.Params == nil || jc.ID == nil) {
-		err = fmt.Errorf("method, params and id are required")
-	}
-	if err == nil {
-		_, err = jc.ID.Int64()
-	}
-	req := &Request{Params: []Value{}}
-	if err == nil {
-		req.Method = *jc.Method
-		for _, x := range jc.Params {
-			v, cerr := valueOfJSON(x)
-			if cerr != nil {
-				err = cerr
-				break
-			}
-			req.Params = append(req.Params, v)
-		}
-	}
+	req, err := parseJSONCall(body)
 	if err != nil {
 		errorPage(w, http.StatusInternalServerError, fmt.Sprintf(internalErrorPage, "Jsonrpc.Malformed_method_request"))
 		return

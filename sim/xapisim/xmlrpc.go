@@ -216,7 +216,16 @@ func malformed(format string, args ...any) error {
 // DecodeRequest decodes an XML-RPC methodCall. The params element is
 // required (it may be empty).
 func DecodeRequest(r io.Reader) (*Request, error) {
-	d := &decoder{x: xml.NewDecoder(r)}
+	return decodeRequest(r, false)
+}
+
+// decodeRequest is DecodeRequest; with firstTree it stops at the end of
+// the root element, as xapi does: XenServer 6.2's Xml.parse_string
+// (xml-light2/xml.ml in xen-api-libs) and 7.1's Xmlrpc.call_of_string
+// (lib/xmlrpc.ml in ocaml-rpc 1.6) read one tree with Xmlm and never look
+// at what follows it.
+func decodeRequest(r io.Reader, firstTree bool) (*Request, error) {
+	d := &decoder{x: xml.NewDecoder(r), firstTree: firstTree}
 	d.x.Strict = true
 	// Only UTF-8 (and its ASCII subset) is accepted, as by xapi.
 	d.x.CharsetReader = func(charset string, input io.Reader) (io.Reader, error) {
@@ -250,8 +259,9 @@ func truncated(format string, args ...any) error {
 }
 
 type decoder struct {
-	x      *xml.Decoder
-	values int
+	x         *xml.Decoder
+	values    int
+	firstTree bool
 }
 
 // next returns the next start or end element, failing on non-space text.
@@ -384,6 +394,9 @@ func (d *decoder) request() (*Request, error) {
 	}
 	if err := d.expectEnd("methodCall"); err != nil {
 		return nil, err
+	}
+	if d.firstTree {
+		return req, nil
 	}
 	// Only white space, comments and processing instructions may follow.
 	for {
