@@ -299,8 +299,11 @@ func (hd handler) serveXMLRPC(w http.ResponseWriter, r *http.Request, asJSON boo
 	switch {
 	case apiErr != nil:
 		res = Failure(apiErr.code, apiErr.params...)
+	case asJSON && hd.p.is62 && v.Kind == KindString && v.Tag == "" && v.Str == "":
+		// XS62 translates only a <value> with content; <value/> stays.
+		res = Success(v)
 	case asJSON:
-		res = Success(String(string(jsonOf(v))))
+		res = Success(String(string(jsonOf(v, hd.p.is62))))
 	default:
 		res = Success(v)
 	}

@@ -220,3 +220,32 @@ func TestLabHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONResults: POST /json answers an XML-RPC call with the result as a
+// JSON string: on 6.2 by Json.xmlrpc_to_json (ocaml/idl/ocaml_backend/
+// json.ml, tag XS62: booleans as 1 or 0, and a <value/> left as it is), on
+// 7.x by Jsonrpc.to_string (api_server.ml, branch 1.14-lcm).
+func TestJSONResults(t *testing.T) {
+	pools := pools62and71(t)
+	for _, tc := range []struct {
+		version, method string
+		want            string
+	}{
+		{"6.2", "host.get_enabled", "<value>1</value>"},
+		{"7.1", "host.get_enabled", "<value>true</value>"},
+		{"6.2", "host.get_external_auth_type", "<name>Value</name><value/>"},
+		{"7.1", "host.get_external_auth_type", "<name>Value</name><value>&#34;&#34;</value>"},
+		{"6.2", "host.get_API_version_major", "<value>&#34;2&#34;</value>"},
+	} {
+		t.Run(tc.version+" "+tc.method, func(t *testing.T) {
+			base := strings.TrimSuffix(pools[tc.version].urls["xs-a1"], "/")
+			s := str(rawLogin(t, base+"/"))
+			_, body := post(t, base+"/", call("host.get_by_name_label", s, str("xs-a1")))
+			host := str(sessionRE.FindString(body))
+			code, body := post(t, base+"/json", call(tc.method, s, host))
+			if code != 200 || !strings.Contains(body, tc.want) {
+				t.Errorf("HTTP %d %s, want %s", code, body, tc.want)
+			}
+		})
+	}
+}

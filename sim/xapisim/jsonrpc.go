@@ -9,17 +9,20 @@ import (
 	"strconv"
 )
 
-// jsonOf writes v as JSON the way xapi's Rpc values print: strings (refs,
-// enums and XAPI's ints, which are strings in the API), date-times and
-// base64 as JSON strings, <i4>/<int> and <double> as numbers, booleans,
-// arrays and structs as themselves.
-func jsonOf(v Value) []byte {
+// jsonOf writes v as JSON the way xapi 7.x's Rpc values print
+// (Jsonrpc.to_string): strings (refs, enums and XAPI's ints, which are
+// strings in the API), date-times and base64 as JSON strings, <i4>/<int>
+// and <double> as numbers, booleans, arrays and structs as themselves.
+// With legacy it writes as XenServer 6.2's Json.xmlrpc_to_json
+// (ocaml/idl/ocaml_backend/json.ml, tag XS62): booleans as their XML-RPC
+// text 1 or 0, doubles rounded to integers ("%0.0f"), zero as 0.0.
+func jsonOf(v Value, legacy bool) []byte {
 	var b bytes.Buffer
-	appendJSON(&b, v)
+	appendJSON(&b, v, legacy)
 	return b.Bytes()
 }
 
-func appendJSON(b *bytes.Buffer, v Value) {
+func appendJSON(b *bytes.Buffer, v Value, legacy bool) {
 	switch v.Kind {
 	case KindString, KindDateTime, KindBase64:
 		s, _ := json.Marshal(v.Str)
@@ -27,16 +30,30 @@ func appendJSON(b *bytes.Buffer, v Value) {
 	case KindInt:
 		b.WriteString(strconv.FormatInt(v.Int, 10))
 	case KindBool:
-		b.WriteString(strconv.FormatBool(v.Bool))
+		switch {
+		case !legacy:
+			b.WriteString(strconv.FormatBool(v.Bool))
+		case v.Bool:
+			b.WriteString("1")
+		default:
+			b.WriteString("0")
+		}
 	case KindDouble:
-		b.WriteString(strconv.FormatFloat(v.Double, 'g', -1, 64))
+		switch {
+		case !legacy:
+			b.WriteString(strconv.FormatFloat(v.Double, 'g', -1, 64))
+		case v.Double == 0:
+			b.WriteString("0.0")
+		default:
+			b.WriteString(strconv.FormatFloat(v.Double, 'f', 0, 64))
+		}
 	case KindArray:
 		b.WriteByte('[')
 		for i, e := range v.Elems {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			appendJSON(b, e)
+			appendJSON(b, e, legacy)
 		}
 		b.WriteByte(']')
 	case KindStruct:
@@ -48,7 +65,7 @@ func appendJSON(b *bytes.Buffer, v Value) {
 			k, _ := json.Marshal(m.Name)
 			b.Write(k)
 			b.WriteByte(':')
-			appendJSON(b, m.Value)
+			appendJSON(b, m.Value, legacy)
 		}
 		b.WriteByte('}')
 	}
@@ -167,10 +184,10 @@ func (hd handler) serveJSONRPC(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
 	if apiErr != nil {
 		b.WriteString(`{"result":null,"error":`)
-		appendJSON(&b, Strings(append([]string{apiErr.code}, apiErr.params...)))
+		appendJSON(&b, Strings(append([]string{apiErr.code}, apiErr.params...)), false)
 	} else {
 		b.WriteString(`{"result":`)
-		appendJSON(&b, v)
+		appendJSON(&b, v, false)
 		b.WriteString(`,"error":null`)
 	}
 	b.WriteString(`,"id":0}`)
