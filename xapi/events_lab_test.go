@@ -36,16 +36,37 @@ func haScenario() *scenario.Scenario {
 
 // TestWatcherOneEventFromPerSession: XenServer 6.2 ends an event.from with
 // SESSION_INVALID when another one on the same session returns first, so
-// the watcher must never have two in flight on one session: not when the
-// master fails over, not when the probe ends a session whose long poll it
-// abandons, and not when a configuration reload replaces the watcher while
-// its long poll is still in flight in xapi.
+// the watcher must never have two in flight on one session: not when it
+// abandons a long poll (network loss), not when the master fails over, and
+// not when a configuration reload replaces the watcher while its long poll
+// is still in flight in xapi.
 func TestWatcherOneEventFromPerSession(t *testing.T) {
 	l, pc, log := startLab(t, haScenario(), "cluster-a", "127.0.1.1", "127.0.1.2")
 	w := runWatcher(t, pc, WatcherOptions{Logger: log})
 	waitFor(t, "the pool read", func() bool { return w.Snapshot().Up && w.Snapshot().HAEnabled })
 	polls := labCalls(l, "event.from")
 	waitFor(t, "a long poll in flight", func() bool { return labCalls(l, "event.from") > polls })
+
+	// The master's network goes away with a long poll in flight: the
+	// watcher abandons it (probe or call timeout) and must not poll that
+	// session again once the network is back.
+	w.mu.Lock()
+	old := w.current.s.ref
+	w.mu.Unlock()
+	if err := l.Isolate("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pool down", func() bool { return !w.Snapshot().Up })
+	if err := l.Reconnect("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new session", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.up && w.current != nil && w.current.s.ref != old
+	})
+	polls = labCalls(l, "event.from")
+	waitFor(t, "its long poll", func() bool { return labCalls(l, "event.from") > polls })
 
 	// Failover.
 	if err := l.PowerOff("xs-a1"); err != nil {
