@@ -35,7 +35,16 @@ func inject(ctx context.Context, s *session, poolRef string) (string, error) {
 }
 
 // eventFrom long-polls event.from on c (a connection of its own, so the
-// long-poll never queues other calls behind it). The call goes through
+// long-poll never queues other calls behind it). A session must never have
+// two event.from calls in flight: XenServer 6.2 keeps one event
+// subscription per session, and the first call to return ends the other
+// with SESSION_INVALID (xapi_event.ml before xapi 1.9.42). xapi does not
+// notice a caller that gave up, so after a call is abandoned (timeout,
+// cancellation) its session is not polled again: the watcher logs out and
+// opens a new one. Likewise a token is only used on the session that got
+// it; a new session starts with event.inject and a full read, since xapi
+// keeps its generation count over a restart or failover but not the
+// deletions before it. The call goes through
 // APICall because terra-farm's Event.From expects an array of event records
 // while xapi returns a struct {events, valid_ref_counts, token}. The timeout
 // is sent as a Go float, i.e. an XML-RPC <double>, which XenServer 6.2

@@ -203,13 +203,13 @@ func (d *db) touch(o *object) uint64 {
 	return o.modified
 }
 
-// restart starts a new token space, as a new master xapi does: every row
-// exists from generation 1 on and earlier deletions are forgotten.
+// restart is a master xapi starting on the pool database: the generation
+// count and every row's creation and modification generations are persisted
+// with the database (generation_count, __ctime and __mtime in
+// ocaml/database/db_xml.ml, tag XS62) and, under HA, restored from the redo
+// log, so tokens stay valid across an xapi restart or a failover. Deleted
+// rows are known only in memory: a del from before the restart is lost.
 func (d *db) restart() {
-	d.gen = 1
-	for _, o := range d.objects {
-		o.created, o.modified = 1, 1
-	}
 	d.deleted = nil
 	d.wake()
 }

@@ -2,6 +2,7 @@ package xapisim
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,12 +33,21 @@ type session struct {
 	local            bool
 	lastActive       time.Time
 	seq              uint64
+	// events is the 6.2 event subscription of the session's event.from
+	// calls; nil when none is in flight.
+	events *eventSub
 }
 
-// Session table limits.
+// Session garbage collection, as xapi's db_gc thread does it
+// (ocaml/xapi/db_gc.ml, tag XS62; db_gc.ml and db_gc_util.ml, branch
+// 1.14-lcm): every 30 s it destroys the sessions idle for more than 24 h,
+// then, in each group of sessions over its limit, the least recently
+// active ones.
 const (
-	maxSessions62        = 400
-	maxSessionsPerGroup7 = 500
+	sessionGCInterval = 30 * time.Second // db_GC_TIMER
+	sessionIdleLimit  = 24 * time.Hour   // inactive_session_timeout
+	maxSessions       = 400              // max_sessions: 6.2's one group, 7.x root logins without originator
+	maxSessionsPerKey = 500              // 7.x max_sessions_per_originator and max_sessions_per_user_name
 )
 
 type ptype uint8
@@ -107,15 +117,20 @@ var (
 	methods7  = buildMethods(false)
 )
 
-// call serves one request on host h.
+// call serves one request on host h and returns XAPI's result envelope.
 func (p *Pool) call(ctx context.Context, h *hostState, req *Request) Value {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, err := p.dispatch(ctx, h, req)
+	v, err := p.serve(ctx, h, req)
 	if err != nil {
 		return Failure(err.code, err.params...)
 	}
 	return Success(v)
+}
+
+// serve serves one request on host h.
+func (p *Pool) serve(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dispatch(ctx, h, req)
 }
 
 func (p *Pool) dispatch(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {
@@ -183,7 +198,18 @@ func (p *Pool) dispatch(ctx context.Context, h *hostState, req *Request) (Value,
 		case p.sessions[ref] != nil && p.serving() == h:
 			c.sess = p.sessions[ref]
 		case h.role == RoleSlave:
-			return Value{}, fail("HOST_IS_SLAVE", h.conf)
+			// Session_check.check (ocaml/idl/ocaml_backend/session_check.ml,
+			// tag XS62) reads the session from the master's database: with
+			// the master down the call hangs; an unknown reference is
+			// SESSION_INVALID; a valid one is HOST_IS_SLAVE with the
+			// address of the host pool.master names.
+			if err := p.waitForMaster(ctx, h); err != nil {
+				return Value{}, err
+			}
+			if p.sessions[ref] == nil {
+				return Value{}, fail("SESSION_INVALID", ref)
+			}
+			return Value{}, fail("HOST_IS_SLAVE", p.master.address)
 		default:
 			return Value{}, fail("SESSION_INVALID", ref)
 		}
@@ -455,44 +481,75 @@ func runLogin(c *call) (Value, *apiError) {
 	}
 	p.sessionSeq++
 	s.seq = p.sessionSeq
-	p.evictSessions(s)
 	p.sessions[s.ref] = s
+	if !p.sessionGC {
+		p.sessionGC = true
+		p.after(sessionGCInterval, p.sessionGCPass)
+	}
 	return String(s.ref), nil
 }
 
-// evictSessions makes room for s as xapi's session garbage collector does:
-// 400 sessions on 6.2, 500 per originator (or user name) on 7.x, oldest
-// (least recently active) first.
-func (p *Pool) evictSessions(s *session) {
-	group := func(x *session) string {
-		if x.originator != "" {
-			return "originator:" + x.originator
+// sessionGCPass is one pass of xapi's session garbage collector
+// (timeout_sessions), rescheduled every sessionGCInterval. XenServer 6.2
+// keeps one group of 400 sessions; 7.x groups root logins (user name "" or
+// "root") by originator, 400 for those without one and 500 for each
+// originator, and other users by user name, 500 each. The lab has no
+// tasks, so every session is disposable.
+func (p *Pool) sessionGCPass() {
+	defer p.after(sessionGCInterval, p.sessionGCPass)
+	groups := map[string][]*session{}
+	for _, x := range p.sessions {
+		groups[sessionGroup(p.is62, x)] = append(groups[sessionGroup(p.is62, x)], x)
+	}
+	threshold := time.Now().Add(-p.scaled(sessionIdleLimit))
+	destroyed := false
+	for key, ss := range groups {
+		limit := maxSessionsPerKey
+		if key == groupExternal {
+			limit = maxSessions
 		}
-		return "user:" + x.user
-	}
-	limit := maxSessions62
-	if !p.is62 {
-		limit = maxSessionsPerGroup7
-	}
-	for {
-		var same []*session
-		for _, x := range p.sessions {
-			if p.is62 || group(x) == group(s) {
-				same = append(same, x)
+		var young []*session
+		for _, x := range ss {
+			if x.lastActive.After(threshold) {
+				young = append(young, x)
+			} else {
+				delete(p.sessions, x.ref)
+				destroyed = true
 			}
 		}
-		if len(same) < limit {
-			return
+		if len(young) <= limit {
+			continue
 		}
-		oldest := same[0]
-		for _, x := range same[1:] {
-			if x.lastActive.Before(oldest.lastActive) || (x.lastActive.Equal(oldest.lastActive) && x.seq < oldest.seq) {
-				oldest = x
+		sort.Slice(young, func(i, j int) bool {
+			if !young[i].lastActive.Equal(young[j].lastActive) {
+				return young[i].lastActive.After(young[j].lastActive)
 			}
+			return young[i].seq > young[j].seq
+		})
+		for _, x := range young[limit:] {
+			delete(p.sessions, x.ref)
+			destroyed = true
 		}
-		delete(p.sessions, oldest.ref)
+	}
+	if destroyed {
 		p.db.bump()
 	}
+}
+
+// groupExternal is the group of 6.2 sessions and of 7.x root logins without
+// an originator ("external" in db_gc_util.ml).
+const groupExternal = "external"
+
+// sessionGroup is the group a session counts against.
+func sessionGroup(is62 bool, s *session) string {
+	root := s.user == "" || s.user == "root"
+	switch {
+	case is62 || (root && s.originator == ""):
+		return groupExternal
+	case root:
+		return "originator:" + s.originator
+	}
+	return "username:" + s.user
 }
 
 func runLocalLogin(c *call) (Value, *apiError) {

@@ -64,10 +64,33 @@ type pendingEvent struct {
 	obj   *object
 }
 
+// eventSub is a 6.2 session's event subscription. XenServer 6.2 keeps one
+// per session (ocaml/xapi/xapi_event.ml, tag XS62: get_subscription), which
+// every event.from on the session shares: a later call replaces the
+// deadline, and the first call to return ends the subscription
+// (on_session_deleted), so every other call then in flight on the session
+// fails with SESSION_INVALID. xapi 1.9.42 gave each call a subscription of
+// its own (with_call in the 1.14-lcm xapi_event.ml).
+type eventSub struct {
+	deadline time.Time
+	calls    int
+	ended    bool
+}
+
+// EventConflicts counts the 6.2 event.from calls that ended with
+// SESSION_INVALID because another event.from on the same session returned
+// first: a client bug that real 6.2 punishes.
+func (p *Pool) EventConflicts() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.eventConflicts
+}
+
 // runEventFrom is event.from(classes, token, timeout): add/mod/del events
 // for objects changed since token, or, when nothing changed, a wait of up
 // to timeout seconds. The result is a struct {events, valid_ref_counts,
-// token}, not the event record set the data model declares.
+// token}, not the event record set the data model declares. It follows
+// Xapi_event.from (ocaml/xapi/xapi_event.ml, tags XS62 and 1.14-lcm).
 func runEventFrom(c *call) (Value, *apiError) {
 	p := c.p
 	if err := c.onMaster(); err != nil {
@@ -89,10 +112,41 @@ func runEventFrom(c *call) (Value, *apiError) {
 	sess := c.sess
 	master := c.h
 	epoch := master.epoch
+	var sub *eventSub
+	if p.is62 {
+		if sess.events == nil {
+			sess.events = &eventSub{}
+		}
+		sub = sess.events
+		sub.deadline = deadline
+		sub.calls++
+		defer func() { sub.calls-- }()
+	}
+	// xapi does not notice a client that leaves: on 6.2 the call goes on
+	// holding the session's subscription until it returns.
+	clientGone := c.ctx.Done()
+	if p.is62 {
+		clientGone = nil
+	}
 	for {
-		events := p.collectEvents(subs, tok.gen)
+		if sub != nil {
+			if sub.ended {
+				p.eventConflicts++
+				return Value{}, fail("SESSION_INVALID", sess.ref)
+			}
+			deadline = sub.deadline
+		}
+		events, last := p.collectEvents(subs, tok.gen)
 		if len(events) > 0 || !time.Now().Before(deadline) {
-			return p.eventResult(events), nil
+			if sub != nil {
+				// on_session_deleted: the subscription ends with this call.
+				sub.ended = true
+				if sess.events == sub {
+					sess.events = nil
+				}
+				p.db.wake()
+			}
+			return p.eventResult(events, last), nil
 		}
 		ch := p.db.changed
 		p.mu.Unlock()
@@ -100,11 +154,11 @@ func runEventFrom(c *call) (Value, *apiError) {
 		select {
 		case <-ch:
 		case <-wait.C:
-		case <-c.ctx.Done():
+		case <-clientGone:
 		}
 		wait.Stop()
 		p.mu.Lock()
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil && clientGone != nil {
 			return Value{}, fail("INTERNAL_ERROR", "client gone")
 		}
 		table := p.sessions
@@ -117,8 +171,24 @@ func runEventFrom(c *call) (Value, *apiError) {
 	}
 }
 
-func (p *Pool) collectEvents(subs []subscription, since uint64) []pendingEvent {
-	var evs []pendingEvent
+// collectEvents returns the events for objects of subs changed after
+// since, and the token's generation: the newest change in the subscribed
+// tables, or since if that is larger, so that a token never goes back.
+// XenServer 6.2 reports an object created after since twice, as an add and
+// as a mod (XS62 xapi_event.ml: creates and mods are collected
+// independently; CA-122248 made 7.x send the add alone). The result lists
+// adds, then mods, then dels, as xapi builds it.
+func (p *Pool) collectEvents(subs []subscription, since uint64) ([]pendingEvent, uint64) {
+	var adds, mods, dels []pendingEvent
+	last := since
+	wantTable := func(class string) bool {
+		for _, s := range subs {
+			if s.all || s.class == strings.ToLower(class) {
+				return true
+			}
+		}
+		return false
+	}
 	want := func(class, ref string) bool {
 		for _, s := range subs {
 			if s.matches(class, ref) {
@@ -127,32 +197,49 @@ func (p *Pool) collectEvents(subs []subscription, since uint64) []pendingEvent {
 		}
 		return false
 	}
+	// 6.2 computes the token over the subscribed tables, 7.x over the
+	// subscribed objects (Subscription.object_matches).
+	counts := func(class, ref string) bool {
+		if p.is62 {
+			return wantTable(class)
+		}
+		return want(class, ref)
+	}
 	for _, o := range p.db.objects {
+		if counts(o.class, o.ref) {
+			last = max(last, o.modified)
+		}
 		if !want(o.class, o.ref) {
 			continue
 		}
-		switch {
-		case o.created > since:
-			evs = append(evs, pendingEvent{gen: o.modified, class: o.class, op: "add", ref: o.ref, obj: o})
-		case o.modified > since:
-			evs = append(evs, pendingEvent{gen: o.modified, class: o.class, op: "mod", ref: o.ref, obj: o})
+		created := o.created > since
+		if created {
+			adds = append(adds, pendingEvent{gen: o.created, class: o.class, op: "add", ref: o.ref, obj: o})
+		}
+		if o.modified > since && (p.is62 || !created) {
+			mods = append(mods, pendingEvent{gen: o.modified, class: o.class, op: "mod", ref: o.ref, obj: o})
 		}
 	}
 	for _, t := range p.db.deleted {
+		if t.deleted > since && counts(t.class, t.ref) {
+			last = max(last, t.deleted)
+		}
 		if t.deleted > since && t.created <= since && want(t.class, t.ref) {
-			evs = append(evs, pendingEvent{gen: t.deleted, class: t.class, op: "del", ref: t.ref})
+			dels = append(dels, pendingEvent{gen: t.deleted, class: t.class, op: "del", ref: t.ref})
 		}
 	}
-	sort.Slice(evs, func(i, j int) bool {
-		if evs[i].gen != evs[j].gen {
-			return evs[i].gen < evs[j].gen
-		}
-		return evs[i].ref < evs[j].ref
-	})
-	return evs
+	for _, evs := range [][]pendingEvent{adds, mods, dels} {
+		sort.Slice(evs, func(i, j int) bool {
+			if evs[i].gen != evs[j].gen {
+				return evs[i].gen < evs[j].gen
+			}
+			return evs[i].ref < evs[j].ref
+		})
+	}
+	return append(append(adds, mods...), dels...), last
 }
 
-func (p *Pool) eventResult(evs []pendingEvent) Value {
+func (p *Pool) eventResult(evs []pendingEvent, last uint64) Value {
 	ts := "0.0"
 	if p.is62 {
 		ts = "0."
@@ -185,7 +272,7 @@ func (p *Pool) eventResult(evs []pendingEvent) Value {
 	return Struct(
 		Member{"events", Array(list...)},
 		Member{"valid_ref_counts", Struct(counts...)},
-		Member{"token", String(token{gen: p.db.gen, msg: p.msgGen}.String())},
+		Member{"token", String(token{gen: last, msg: p.msgGen}.String())},
 	)
 }
 

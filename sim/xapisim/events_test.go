@@ -125,36 +125,58 @@ func count(evs []event, class, op string) int {
 	return n
 }
 
+// TestEventFromEmptyTokenAddsEverything: the empty token reports every
+// object as created. XenServer 6.2 reports each also as modified
+// (ocaml/xapi/xapi_event.ml, tag XS62: creates and mods are collected
+// independently); 7.x sends the add alone (CA-122248, branch 1.14-lcm:
+// "Only have a mod event if we don't have a created event").
 func TestEventFromEmptyTokenAddsEverything(t *testing.T) {
-	r := newRPC(t, fastScenario(0.001), "cluster-a")
-	s := r.login("xs-a1")
-	evs, tok, e := r.eventFrom("xs-a1", s, []string{"host", "vm", "host_metrics"}, "", 1)
-	if e != nil {
-		t.Fatal(e)
-	}
-	if count(evs, "host", "add") != 4 || count(evs, "vm", "add") != 13 || count(evs, "host_metrics", "add") != 4 || len(evs) != 21 {
-		t.Errorf("got %d events (%d host, %d vm, %d host_metrics adds)", len(evs), count(evs, "host", "add"), count(evs, "vm", "add"), count(evs, "host_metrics", "add"))
-	}
-	for _, ev := range evs {
-		if uuid, ok := ev.snapshot.Get("uuid"); !ok || uuid.Str == "" {
-			t.Errorf("%s %s without snapshot", ev.class, ev.ref)
-		}
-	}
-	if _, ok := parseToken(tok); !ok || len(tok) != 41 {
-		t.Errorf("token %q", tok)
-	}
-	// "*" and one-object subscriptions.
-	all, _, _ := r.eventFrom("xs-a1", s, []string{"*"}, "", 1)
-	if len(all) <= len(evs) {
-		t.Errorf("* gave %d events", len(all))
-	}
-	refs := map[string]string{}
-	for _, ev := range evs {
-		refs[ev.class] = ev.ref
-	}
-	one, _, _ := r.eventFrom("xs-a1", s, []string{"vm/" + refs["vm"], "host/" + refs["host"]}, "", 1)
-	if len(one) != 2 || one[0].ref == one[1].ref {
-		t.Errorf("object subscriptions gave %+v", one)
+	for _, version := range []string{scenario.Version62, scenario.Version71} {
+		t.Run(version, func(t *testing.T) {
+			sc := fastScenario(0.001)
+			sc.Pools[0].ProductVersion = version
+			r := newRPC(t, sc, "cluster-a")
+			s := r.login("xs-a1")
+			evs, tok, e := r.eventFrom("xs-a1", s, []string{"host", "vm", "host_metrics"}, "", 1)
+			if e != nil {
+				t.Fatal(e)
+			}
+			mods := 0
+			if version == scenario.Version62 {
+				mods = 21
+			}
+			if count(evs, "host", "add") != 4 || count(evs, "vm", "add") != 13 || count(evs, "host_metrics", "add") != 4 || len(evs) != 21+mods {
+				t.Errorf("got %d events (%d host, %d vm, %d host_metrics adds), want %d", len(evs), count(evs, "host", "add"), count(evs, "vm", "add"), count(evs, "host_metrics", "add"), 21+mods)
+			}
+			if got := count(evs, "host", "mod") + count(evs, "vm", "mod") + count(evs, "host_metrics", "mod"); got != mods {
+				t.Errorf("%d mods, want %d", got, mods)
+			}
+			// Adds come first, as xapi builds the list.
+			if mods > 0 && (evs[0].op != "add" || evs[len(evs)-1].op != "mod") {
+				t.Errorf("order: first %s, last %s", evs[0].op, evs[len(evs)-1].op)
+			}
+			for _, ev := range evs {
+				if uuid, ok := ev.snapshot.Get("uuid"); !ok || uuid.Str == "" {
+					t.Errorf("%s %s without snapshot", ev.class, ev.ref)
+				}
+			}
+			if _, ok := parseToken(tok); !ok || len(tok) != 41 {
+				t.Errorf("token %q", tok)
+			}
+			// "*" and one-object subscriptions.
+			all, _, _ := r.eventFrom("xs-a1", s, []string{"*"}, "", 1)
+			if len(all) <= len(evs) {
+				t.Errorf("* gave %d events", len(all))
+			}
+			refs := map[string]string{}
+			for _, ev := range evs {
+				refs[ev.class] = ev.ref
+			}
+			one, _, _ := r.eventFrom("xs-a1", s, []string{"vm/" + refs["vm"], "host/" + refs["host"]}, "", 1)
+			if len(one) != 2+2*mods/21 || one[0].ref == one[1].ref {
+				t.Errorf("object subscriptions gave %d events", len(one))
+			}
+		})
 	}
 }
 
@@ -290,8 +312,9 @@ func TestEventFromErrors(t *testing.T) {
 		classes []string
 		want    int
 	}{
-		{[]string{"VM"}, 13},
-		{[]string{"Host_Metrics", "SR"}, 4 + 7},
+		// 6.2 sends an add and a mod for each.
+		{[]string{"VM"}, 2 * 13},
+		{[]string{"Host_Metrics", "SR"}, 2 * (4 + 7)},
 		{[]string{"VM!"}, 0},
 		{[]string{"vm/OpaqueRef:nope"}, 0},
 	} {
@@ -318,14 +341,17 @@ func TestEventFromErrors(t *testing.T) {
 	}
 }
 
-// TestEventTokensAfterMasterChange: a new master is a new token space and a
-// new session table. An old token there misses what changed.
+// TestEventTokensAfterMasterChange: the generation count is persisted with
+// the database and restored by the new master (ocaml/database/db_xml.ml,
+// tag XS62: generation_count, __ctime, __mtime), so a token from the old
+// master stays valid and sees what changed since; the session table is
+// not carried over.
 func TestEventTokensAfterMasterChange(t *testing.T) {
 	sc := fastScenario(0.002)
 	sc.Pools[0].HAEnabled = true
 	r := newRPC(t, sc, "cluster-a")
 	s := r.login("xs-a1")
-	// Churn the database so the old token is ahead of a fresh one.
+	// Churn the database so the old token is far from generation 1.
 	vm := r.must("xs-a1", "VM.get_by_name_label", s, String("i-2-101-VM")).Elems[0]
 	for i := 0; i < 50; i++ {
 		r.must("xs-a1", "VM.set_ha_restart_priority", s, vm, String([]string{"restart", ""}[i%2]))
@@ -353,14 +379,48 @@ func TestEventTokensAfterMasterChange(t *testing.T) {
 		t.Errorf("old session on the new master: %v", e)
 	}
 	s2 := r.login(master)
-	// Every host was disabled by the new master, but the old token sees none of it.
-	evs, _, e := r.eventFrom(master, s2, []string{"host"}, oldTok, 0.2)
-	if e != nil || len(evs) != 0 {
-		t.Errorf("old token on the new master: %d events %v", len(evs), e)
+	// The new master disabled every host: the old token sees it.
+	evs, newTok, e := r.eventFrom(master, s2, []string{"host"}, oldTok, 0.2)
+	if e != nil || count(evs, "host", "mod") != 4 || count(evs, "host", "add") != 0 {
+		t.Errorf("old token on the new master: %+v %v", evs, e)
 	}
-	evs, _, _ = r.eventFrom(master, s2, []string{"host"}, "", 0)
-	if count(evs, "host", "add") != 4 {
-		t.Errorf("fresh token: %d host adds", count(evs, "host", "add"))
+	if newTok <= oldTok {
+		t.Errorf("token went back over the failover: %s after %s", newTok, oldTok)
+	}
+	_, fresh, _ := r.eventFrom(master, s2, []string{"host"}, "", 0)
+	if fresh < oldTok {
+		t.Errorf("fresh token %s is older than the old master's %s", fresh, oldTok)
+	}
+}
+
+// TestEventFromTokenNeverGoesBack: the token returned is the larger of the
+// token passed in and the newest change in the subscribed tables
+// (ocaml/xapi/xapi_event.ml, tags XS62 and 1.14-lcm: last = max last
+// (max mtime dtime), starting from the token), not the database's
+// generation: changes to other tables do not move it.
+func TestEventFromTokenNeverGoesBack(t *testing.T) {
+	for _, version := range []string{scenario.Version62, scenario.Version71} {
+		t.Run(version, func(t *testing.T) {
+			sc := fastScenario(0.001)
+			sc.Pools[0].ProductVersion = version
+			r := newRPC(t, sc, "cluster-a")
+			s := r.login("xs-a1")
+			_, tok, _ := r.eventFrom("xs-a1", s, []string{"pool"}, "", 0)
+			// A token from the future comes back unchanged.
+			ahead := token{gen: 1 << 40}.String()
+			if evs, got, e := r.eventFrom("xs-a1", s, []string{"pool"}, ahead, 0); e != nil || len(evs) != 0 || got != ahead {
+				t.Errorf("token ahead: got %q %v %v, want %q", got, evs, e, ahead)
+			}
+			// Changes to hosts do not move a pool subscription's token.
+			hosts := r.must("xs-a1", "host.get_all", s)
+			r.must("xs-a1", "host.disable", s, hosts.Elems[1])
+			if _, got, _ := r.eventFrom("xs-a1", s, []string{"pool"}, tok, 0); got != tok {
+				t.Errorf("pool token moved from %s to %s on a host change", tok, got)
+			}
+			if _, got, _ := r.eventFrom("xs-a1", s, []string{"host"}, tok, 0); got <= tok {
+				t.Errorf("host token did not move: %s", got)
+			}
+		})
 	}
 }
 

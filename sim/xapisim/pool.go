@@ -150,6 +150,11 @@ type Pool struct {
 	closed        bool
 	// done is closed by Close; waits inside calls end on it.
 	done chan struct{}
+	// eventConflicts counts 6.2 event.from calls ended by another on the
+	// same session (events.go).
+	eventConflicts uint64
+	// sessionGC is set once the session garbage collector runs (dispatch.go).
+	sessionGC bool
 }
 
 // NewPool builds a pool from the scenario. Call Start to serve it.

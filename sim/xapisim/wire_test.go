@@ -66,7 +66,7 @@ func failure(desc ...string) string {
 }
 
 // TestWireFormat checks XAPI's wire format: envelopes with HTTP 200 for
-// API errors, HTTP 500 for unparsable XML, untyped strings and ints, and
+// API errors, a fault for unparsable XML, untyped strings and ints, and
 // the error parameters real xapi sends.
 func TestWireFormat(t *testing.T) {
 	tp := newTestPool(t, fast(0.001), "cluster-a")
@@ -85,7 +85,7 @@ func TestWireFormat(t *testing.T) {
 		wantCode int
 		want     []string
 	}{
-		{"unparsable XML is HTTP 500", master, "<methodCall><bad", 500, []string{"HTTP 500 internal server error"}},
+		{"6.2 answers unparsable XML with a fault", master, "<methodCall><bad", 200, []string{"<fault>", "Failed to parse supplied XML"}},
 		{"missing params is HTTP 500", master, "<methodCall><methodName>pool.get_all</methodName></methodCall>", 500, nil},
 		{"unknown method", master, call("pool.frobnicate", sess), 200, []string{failure("MESSAGE_METHOD_UNKNOWN", "pool.frobnicate")}},
 		{"parameter count excludes the session", master, call("pool.disable_ha", sess, str("x")), 200, []string{failure("MESSAGE_PARAMETER_COUNT_MISMATCH", "pool.disable_ha", "0", "1")}},

@@ -198,8 +198,16 @@ const (
 )
 
 // ErrMalformed is wrapped by every DecodeRequest error: the body is not a
-// well-formed XML-RPC methodCall. XAPI answers such bodies with HTTP 500.
+// well-formed XML-RPC methodCall.
 var ErrMalformed = errors.New("malformed XML-RPC request")
+
+// ErrNotXML is wrapped, besides ErrMalformed, by DecodeRequest errors for
+// bodies that are not well-formed XML at all (as opposed to well-formed XML
+// that is not a methodCall). XenServer 6.2 parses the XML first and answers
+// such bodies with an XML-RPC fault (ocaml/xapi/api_server.ml, tag XS62:
+// Xml.Error is caught, "Failed to parse supplied XML"); a methodCall of the
+// wrong shape fails later, in XMLRPC.From.methodCall, with HTTP 500.
+var ErrNotXML = errors.New("not well-formed XML")
 
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
@@ -208,7 +216,16 @@ func malformed(format string, args ...any) error {
 // DecodeRequest decodes an XML-RPC methodCall. The params element is
 // required (it may be empty).
 func DecodeRequest(r io.Reader) (*Request, error) {
-	d := &decoder{x: xml.NewDecoder(r)}
+	return decodeRequest(r, false)
+}
+
+// decodeRequest is DecodeRequest; with firstTree it stops at the end of
+// the root element, as xapi does: XenServer 6.2's Xml.parse_string
+// (xml-light2/xml.ml in xen-api-libs) and 7.1's Xmlrpc.call_of_string
+// (lib/xmlrpc.ml in ocaml-rpc 1.6) read one tree with Xmlm and never look
+// at what follows it.
+func decodeRequest(r io.Reader, firstTree bool) (*Request, error) {
+	d := &decoder{x: xml.NewDecoder(r), firstTree: firstTree}
 	d.x.Strict = true
 	// Only UTF-8 (and its ASCII subset) is accepted, as by xapi.
 	d.x.CharsetReader = func(charset string, input io.Reader) (io.Reader, error) {
@@ -220,17 +237,31 @@ func DecodeRequest(r io.Reader) (*Request, error) {
 	}
 	req, err := d.request()
 	if err != nil {
-		if errors.Is(err, ErrMalformed) {
+		var syn *xml.SyntaxError
+		switch {
+		case errors.Is(err, ErrMalformed):
 			return nil, err
+		case errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("%w: %w: %w", ErrMalformed, ErrNotXML, err)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return req, nil
 }
 
+// errText is wrapped by the error for text where an element belongs.
+var errText = errors.New("unexpected text")
+
+// truncated is the error for a document that ends before its root element
+// does: not well-formed XML.
+func truncated(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrMalformed, ErrNotXML, fmt.Sprintf(format, args...))
+}
+
 type decoder struct {
-	x      *xml.Decoder
-	values int
+	x         *xml.Decoder
+	values    int
+	firstTree bool
 }
 
 // next returns the next start or end element, failing on non-space text.
@@ -239,7 +270,7 @@ func (d *decoder) next() (xml.Token, error) {
 		t, err := d.x.Token()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, malformed("unexpected end of document")
+				return nil, truncated("unexpected end of document")
 			}
 			return nil, err
 		}
@@ -253,7 +284,7 @@ func (d *decoder) next() (xml.Token, error) {
 			return t, nil
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
-				return nil, malformed("unexpected text %q", truncate(string(t)))
+				return nil, fmt.Errorf("%w: %w %q", ErrMalformed, errText, truncate(string(t)))
 			}
 		case xml.Comment, xml.ProcInst:
 		case xml.Directive:
@@ -296,7 +327,7 @@ func (d *decoder) text(name string) (string, error) {
 		t, err := d.x.Token()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return "", malformed("unexpected end of document in <%s>", name)
+				return "", truncated("unexpected end of document in <%s>", name)
 			}
 			return "", err
 		}
@@ -315,7 +346,12 @@ func (d *decoder) text(name string) (string, error) {
 }
 
 func (d *decoder) request() (*Request, error) {
+	// Outside the root element, text or a second element makes the
+	// document ill-formed XML, not merely no methodCall.
 	if err := d.expectStart("methodCall"); err != nil {
+		if errors.Is(err, errText) {
+			return nil, truncated("text before the root element")
+		}
 		return nil, err
 	}
 	if err := d.expectStart("methodName"); err != nil {
@@ -359,6 +395,9 @@ func (d *decoder) request() (*Request, error) {
 	if err := d.expectEnd("methodCall"); err != nil {
 		return nil, err
 	}
+	if d.firstTree {
+		return req, nil
+	}
 	// Only white space, comments and processing instructions may follow.
 	for {
 		t, err := d.x.Token()
@@ -371,11 +410,11 @@ func (d *decoder) request() (*Request, error) {
 		switch t := t.(type) {
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) != 0 {
-				return nil, malformed("text after </methodCall>")
+				return nil, truncated("text after </methodCall>")
 			}
 		case xml.Comment, xml.ProcInst:
 		default:
-			return nil, malformed("content after </methodCall>")
+			return nil, truncated("content after </methodCall>")
 		}
 	}
 }
@@ -395,7 +434,7 @@ func (d *decoder) value(depth int) (Value, error) {
 		t, err := d.x.Token()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return Value{}, malformed("unexpected end of document in <value>")
+				return Value{}, truncated("unexpected end of document in <value>")
 			}
 			return Value{}, err
 		}
@@ -649,6 +688,17 @@ func (e Encoder) EncodeResponse(v Value) []byte {
 	b.WriteString(`<?xml version="1.0"?><methodResponse><params><param>`)
 	e.AppendValue(&b, v)
 	b.WriteString("</param></params></methodResponse>\n")
+	return b.Bytes()
+}
+
+// EncodeFault returns a methodResponse carrying an XML-RPC fault, as
+// XMLRPC.To.methodResponse writes it (http-svr/xMLRPC.ml in xen-api-libs):
+// the code as an <i4>, the string untyped.
+func (e Encoder) EncodeFault(code int32, msg string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0"?><methodResponse><fault>`)
+	e.AppendValue(&b, Struct(Member{"faultCode", I4(code)}, Member{"faultString", String(msg)}))
+	b.WriteString("</fault></methodResponse>\n")
 	return b.Bytes()
 }
 
