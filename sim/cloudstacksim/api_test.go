@@ -407,7 +407,7 @@ func TestSignedPOSTForm(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), `{"listhostsresponse":{`) {
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(b), `{"listhostsresponse":{`) {
 		t.Errorf("POST: %d %s", resp.StatusCode, b)
 	}
 
@@ -430,7 +430,7 @@ func TestSignedPOSTForm(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&got)
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || got.R.Count != 4 || !strings.HasPrefix(got.R.Host[0].Name, "xs-a") {
+	if err != nil || resp.StatusCode != http.StatusOK || got.R.Count != 4 || !strings.HasPrefix(got.R.Host[0].Name, "xs-a") {
 		t.Errorf("POST with keyword in query and body: %d %v %+v, want the four xs-a hosts", resp.StatusCode, err, got)
 	}
 }

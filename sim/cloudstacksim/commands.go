@@ -73,8 +73,6 @@ type hostResponse struct {
 	JobStatus               *int        `json:"jobstatus,omitempty"`
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // lastPinged reproduces the server's quirk: last_ping is stored as
 // milliseconds >> 10 and shown as new Date(last_ping), a 1970 date.
 func lastPinged(t time.Time) string {
@@ -89,7 +87,7 @@ func (s *Server) hostResponse(h *host) hostResponse {
 		Created: date(h.created), Events: hostEvents[h.state], ResourceState: h.rs,
 	}
 	if h.pending != nil {
-		r.JobID, r.JobStatus = h.pending.id, ptr(h.pending.status)
+		r.JobID, r.JobStatus = h.pending.id, new(h.pending.status)
 	}
 	if h.typ != hostRouting {
 		if r.IPAddress == "" {
@@ -106,14 +104,14 @@ func (s *Server) hostResponse(h *host) hostResponse {
 	}
 	capacity := int64(hostCPUs * hostCPUSpeedMHz)
 	r.Hypervisor, r.HypervisorVersion = "XenServer", s.opts.HypervisorVersion
-	r.CPUSockets, r.CPUNumber, r.CPUSpeed = ptr(hostCPUSockets), ptr(hostCPUs), ptr(int64(hostCPUSpeedMHz))
+	r.CPUSockets, r.CPUNumber, r.CPUSpeed = new(hostCPUSockets), new(hostCPUs), new(int64(hostCPUSpeedMHz))
 	r.CPUAllocated = fmt.Sprintf("%.2f%%", float64(cpuMHz)*100/float64(capacity))
 	r.CPUWithOverprovisioning = fmt.Sprintf("%d.0", capacity)
-	r.MemoryTotal, r.MemoryAllocated = ptr(int64(hostMemoryBytes)), ptr(memMB*mib)
+	r.MemoryTotal, r.MemoryAllocated = new(int64(hostMemoryBytes)), new(memMB*mib)
 	if h.state == statusUp {
 		r.CPUUsed = fmt.Sprintf("%.2f%%", float64(cpuMHz)*30/float64(capacity))
-		r.NetworkKbsRead, r.NetworkKbsWrite = ptr(memMB*3), ptr(memMB*2)
-		r.MemoryUsed = ptr(memMB*mib*3/4 + 2<<30)
+		r.NetworkKbsRead, r.NetworkKbsWrite = new(memMB*3), new(memMB*2)
+		r.MemoryUsed = new(memMB*mib*3/4 + 2<<30)
 	}
 	r.Capabilities = "xen-3.0-x86_64 , xen-3.0-x86_32p , hvm-3.0-x86_32 , hvm-3.0-x86_32p , hvm-3.0-x86_64"
 	r.ClusterID, r.ClusterName, r.ClusterType = h.cluster.id, h.cluster.name, "CloudManaged"

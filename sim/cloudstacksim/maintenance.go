@@ -134,7 +134,7 @@ func (s *Server) prepareJob(h *host) func(time.Time) *apiError {
 // and doCancelMaintenance. Scheduled migrations are cancelled; one under way
 // only gets a warning ("Unable to cancel migration because the vm is being
 // migrated") and finishes on its own. (CloudStack 4.3 refused the cancel
-// then, with "Internal error cancelling maintenance.")
+// then, with "Internal error cancelling maintenance.").
 func (s *Server) cancelJob(h *host) func(time.Time) *apiError {
 	return func(time.Time) *apiError {
 		if !isMaintenanceState(h.rs) {

@@ -496,7 +496,7 @@ func TestRebootInMaintenance(t *testing.T) {
 
 	l.infra.set(powerOff, "xs-a2")
 	runUntil(t, l.s, l.clock, 10*time.Minute, "xs-a2 Disconnected", func(st State) bool { return hostState(st, "xs-a2").State == statusDisconnected })
-	for i := 0; i < 60; i++ { // an hour off: alert.wait (60 s) and the heartbeat timeout long passed
+	for range 60 { // an hour off: alert.wait (60 s) and the heartbeat timeout long passed
 		run(l.s, l.clock, time.Minute)
 		if h := hostState(l.s.State(), "xs-a2"); h.State != statusDisconnected || h.ResourceState != rsMaintenance {
 			t.Fatalf("xs-a2 = %+v while powered off in Maintenance, want Disconnected", h)

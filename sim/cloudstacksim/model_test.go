@@ -33,7 +33,7 @@ func TestMasterLostWithoutPoolHAPutsClusterInAlert(t *testing.T) {
 		min, max  time.Duration
 		stillUpAt time.Duration
 	}{
-		{name: "alert.wait 60", alertWait: ptr(60), min: 150 * time.Second, max: 155 * time.Second, stillUpAt: 149 * time.Second},
+		{name: "alert.wait 60", alertWait: new(60), min: 150 * time.Second, max: 155 * time.Second, stillUpAt: 149 * time.Second},
 		{name: "alert.wait blank", alertWait: nil, min: 1800 * time.Second, max: 1805 * time.Second, stillUpAt: 1000 * time.Second},
 	}
 	for _, tc := range tests {
@@ -153,7 +153,7 @@ func TestPoweredOffMasterWithPoolHARestartsOfferHAVMs(t *testing.T) {
 func TestHARestartWaitsForAlertWait(t *testing.T) {
 	infra := newFakeInfra()
 	opts := testOptions()
-	opts.AlertWait = ptr(600)
+	opts.AlertWait = new(600)
 	s, clock := newModel(t, infra, opts)
 
 	infra.set(powerOff, "xs-a1")

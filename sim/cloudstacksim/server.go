@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -262,10 +263,7 @@ func (s *Server) real(d time.Duration) time.Duration {
 
 // Run steps the state model until ctx is done.
 func (s *Server) Run(ctx context.Context) {
-	tick := s.real(s.opts.Tick)
-	if tick < minRealTick {
-		tick = minRealTick
-	}
+	tick := max(s.real(s.opts.Tick), minRealTick)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -296,7 +294,7 @@ func (s *Server) alertWaitString() string {
 	if s.alertWait == nil {
 		return ""
 	}
-	return fmt.Sprint(*s.alertWait)
+	return strconv.Itoa(*s.alertWait)
 }
 
 // effectiveAlertWait is the simulated delay alert.wait stands for.

@@ -29,8 +29,6 @@ type configurationResponse struct {
 	Component    string `json:"component"`
 }
 
-func strPtr(s string) *string { return &s }
-
 func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
 
 // initialConfigs are the global settings the simulated cloud shows. Only
@@ -46,22 +44,22 @@ func (s *Server) initialConfigs() []*setting {
 		{name: alertWaitName, category: alertCategory, component: "AgentManager", def: "1800", dynamic: true, kind: "Number",
 			description: "Seconds to wait before alerting on a disconnected agent"},
 		{name: "ping.interval", category: "Advanced", component: "AgentManager", def: "60", kind: "Number",
-			value: strPtr(seconds(s.opts.PingInterval)), description: "Interval to send application level pings to make sure the connection is still working"},
+			value: new(seconds(s.opts.PingInterval)), description: "Interval to send application level pings to make sure the connection is still working"},
 		{name: "ping.timeout", category: "Advanced", component: "AgentManager", def: "2.5", dynamic: true, kind: "Decimal",
-			value:       strPtr(strconv.FormatFloat(float64(s.opts.PingTimeout)/float64(s.opts.PingInterval), 'f', -1, 64)),
+			value:       new(strconv.FormatFloat(float64(s.opts.PingTimeout)/float64(s.opts.PingInterval), 'f', -1, 64)),
 			description: "Multiplier to ping.interval before announcing an agent has timed out"},
 		{name: "xenserver.heartbeat.interval", category: "Advanced", component: "ManagementServer", def: "60", kind: "Number",
-			value: strPtr(seconds(s.opts.HeartbeatTimeout / 2)), description: "heartbeat to use when implementing XenServer Self Fencing"},
+			value: new(seconds(s.opts.HeartbeatTimeout / 2)), description: "heartbeat to use when implementing XenServer Self Fencing"},
 		{name: "xenserver.heartbeat.timeout", category: "Advanced", component: "ManagementServer", def: "120", kind: "Number",
-			value: strPtr(seconds(s.opts.HeartbeatTimeout)), description: "heartbeat timeout to use when implementing XenServer Self Fencing"},
+			value: new(seconds(s.opts.HeartbeatTimeout)), description: "heartbeat timeout to use when implementing XenServer Self Fencing"},
 		{name: "ha.tag", category: "Advanced", component: "ManagementServer", kind: "String",
 			description: "HA tag defining that the host marked with this tag can be used for HA purposes only"},
 		{name: "force.ha", category: "Advanced", component: "HighAvailabilityManager", def: "false", dynamic: true, kind: "Boolean",
-			value: strPtr("false"), description: "Force High-Availability to happen even if the VM says no."},
+			value: new("false"), description: "Force High-Availability to happen even if the VM says no."},
 		{name: "alert.purge.delay", category: "Advanced", component: "AlertManager", def: "0", kind: "Number",
-			value: strPtr("0"), description: "Alerts older than specified number days will be purged. Set this value to 0 to never purge alerts"},
+			value: new("0"), description: "Alerts older than specified number days will be purged. Set this value to 0 to never purge alerts"},
 		{name: "security.hash.key", category: "Hidden", component: "ManagementServer", kind: "String",
-			value: strPtr(randomUUID()), description: "for generic key-ed hash"},
+			value: new(randomUUID()), description: "for generic key-ed hash"},
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
@@ -72,7 +70,7 @@ func (s *Server) settingValue(c *setting) *string {
 		if s.alertWait == nil {
 			return nil
 		}
-		return strPtr(strconv.Itoa(*s.alertWait))
+		return new(strconv.Itoa(*s.alertWait))
 	}
 	return c.value
 }
@@ -155,7 +153,7 @@ func (s *Server) updateConfiguration(r *request) (any, *apiError) {
 				return nil, paramError("Please enter either 'true' or 'false'.")
 			}
 		}
-		value = strPtr(raw)
+		value = new(raw)
 	}
 	if c.name == alertWaitName {
 		if value == nil {
