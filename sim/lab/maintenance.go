@@ -29,7 +29,7 @@ var _ cloudstacksim.Migrator = infra{}
 
 // SetVMMigrationFault makes a VM unable to live-migrate on the XenServer
 // side (fail true) or able again: VM.pool_migrate and host.evacuate answer
-// VM_MISSING_PV_DRIVERS for it. CloudStack migrates through XAPI, so its
+// VM_MISSING_PV_DRIVERS (6.2) or VM_LACKS_FEATURE (7.x) for it. CloudStack migrates through XAPI, so its
 // migrations of the VM fail too.
 func (l *Lab) SetVMMigrationFault(vm string, fail bool) error {
 	for _, p := range l.pools {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -352,6 +353,10 @@ func TestEvacuationErrors(t *testing.T) {
 			m := newMaint(t, sc, false)
 			a2, a3, a4 := m.host("xs-a2"), m.host("xs-a3"), m.host("xs-a4")
 			vm101 := m.vm("i-2-101-VM")
+			cannotMove := "VM_MISSING_PV_DRIVERS"
+			if v != scenario.Version62 {
+				cannotMove = "VM_LACKS_FEATURE"
+			}
 
 			// Pool HA on: unprotected guests cannot be evacuated.
 			prevent, err := m.c.Host.GetVmsWhichPreventEvacuation(m.s, a2)
@@ -373,11 +378,11 @@ func TestEvacuationErrors(t *testing.T) {
 			m.must("fault", m.l.SetVMMigrationFault("i-2-101-VM", true))
 			prevent, err = m.c.Host.GetVmsWhichPreventEvacuation(m.s, a2)
 			m.must("get_vms_which_prevent_evacuation", err)
-			if len(prevent) != 1 || len(prevent[vm101]) != 2 || prevent[vm101][0] != "VM_MISSING_PV_DRIVERS" {
+			if len(prevent) != 1 || len(prevent[vm101]) != 2 || prevent[vm101][0] != cannotMove {
 				t.Errorf("with a VM that cannot move: %v", prevent)
 			}
-			m.wantCode("pool_migrate of a VM that cannot move", m.c.VM.PoolMigrate(m.s, vm101, a3, map[string]string{"live": "true"}), "VM_MISSING_PV_DRIVERS", string(vm101))
-			m.wantCode("evacuate with a VM that cannot move", m.c.Host.Evacuate(m.s, a2), "VM_MISSING_PV_DRIVERS", string(vm101))
+			m.wantCode("pool_migrate of a VM that cannot move", m.c.VM.PoolMigrate(m.s, vm101, a3, map[string]string{"live": "true"}), cannotMove, string(vm101))
+			m.wantCode("evacuate with a VM that cannot move", m.c.Host.Evacuate(m.s, a2), cannotMove, string(vm101))
 			m.must("fault off", m.l.SetVMMigrationFault("i-2-101-VM", false))
 
 			// Memory: xs-a4 has room for no second guest.
@@ -470,4 +475,67 @@ func TestHeldReboot(t *testing.T) {
 	m.must("release", m.l.ReleaseBoot("xs-a4"))
 	m.waitSlave("xs-a4")
 	m.waitEnabled("xs-a4")
+}
+
+// TestMaintenanceControlRoutes pins the migration-fault and boot-hold
+// routes and the Migrator the CloudStack lab calls.
+func TestMaintenanceControlRoutes(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, Options{Scenario: fastScenario(0.01), ControlListen: "127.0.0.1:0", CloudStackListen: "127.0.0.1:0"})
+	base := l.ControlURL()
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/v1/vms/i-2-101-VM/migration-fault", `{"fail":true}`, 200},
+		{"/v1/vms/i-2-101-VM/migration-fault", `{"fial":true}`, 400},
+		{"/v1/vms/nope/migration-fault", `{"fail":true}`, 404},
+		{"/v1/cloudstack/vms/i-2-102-VM/migration-fault", `{"fail":true}`, 200},
+		{"/v1/cloudstack/vms/win2008r2-02/migration-fault", `{"fail":false}`, 200},
+		{"/v1/cloudstack/vms/nope/migration-fault", `{"fail":true}`, 404},
+		{"/v1/cloudstack/vms/i-2-102-VM/migration-fault", `{}`, 400},
+		{"/v1/hosts/xs-a4/boot-hold", "", 200},
+		{"/v1/hosts/nope/boot-hold", "", 404},
+		{"/v1/hosts/xs-a3/boot-release", "", 200},
+	} {
+		code, body := doJSON(t, "POST", base+tc.path, tc.body)
+		if code != tc.code {
+			t.Errorf("POST %s %s: %d %v, want %d", tc.path, tc.body, code, body, tc.code)
+		}
+	}
+	if h := hostState(l, "xs-a4"); !h.BootHeld {
+		t.Errorf("xs-a4 after boot-hold: %+v", h)
+	}
+	// CloudStack migrates through XAPI: a VM that cannot move there
+	// cannot move for CloudStack either.
+	in := infra{l}
+	if err := in.MigrateVM("i-2-101-VM", "xs-a3"); !errors.Is(err, xapisim.ErrConflict) {
+		t.Errorf("MigrateVM of a VM that cannot move: %v", err)
+	}
+	for _, tc := range []struct{ vm, host string }{{"nope", "xs-a3"}, {"i-2-102-VM", "xs-b3"}, {"i-2-102-VM", "nope"}} {
+		if err := in.MigrateVM(tc.vm, tc.host); !errors.Is(err, xapisim.ErrNotFound) {
+			t.Errorf("MigrateVM(%s, %s): %v", tc.vm, tc.host, err)
+		}
+	}
+	if err := in.MigrateVM("i-2-102-VM", "xs-a3"); err != nil {
+		t.Fatalf("MigrateVM: %v", err)
+	}
+	c, s, _ := loginPool(t, l, "xs-a1")
+	vm, _ := c.VM.GetByNameLabel(s, "i-2-102-VM")
+	on, _ := c.VM.GetResidentOn(s, vm[0])
+	if name, _ := c.Host.GetNameLabel(s, on); name != "xs-a3" {
+		t.Errorf("after MigrateVM i-2-102-VM is on %q", name)
+	}
+	// MigrateVM refuses a host the master holds dead.
+	if err := l.Isolate("xs-a4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.MigrateVM("i-2-103-VM", "xs-a4"); !errors.Is(err, xapisim.ErrConflict) {
+		t.Errorf("MigrateVM to an unreachable host: %v", err)
+	}
+
+	noCS := startLab(t, Options{Scenario: fastScenario(0.01), ControlListen: "127.0.0.1:0"})
+	if code, _ := doJSON(t, "POST", noCS.ControlURL()+"/v1/cloudstack/vms/i-2-101-VM/migration-fault", `{"fail":true}`); code != 503 {
+		t.Errorf("CloudStack migration fault without CloudStack: %d, want 503", code)
+	}
 }

@@ -168,8 +168,7 @@ type vmPlan struct {
 // none, every guest gets NO_HOSTS_AVAILABLE [vm]. With pool HA on,
 // unprotected guests get HOST_NOT_ENOUGH_FREE_MEMORY [vm] (they would have
 // to be suspended). A guest that cannot migrate gets the pool_migrate
-// operation's error (the lab's fault: VM_MISSING_PV_DRIVERS [vm], what an
-// HVM guest without PV drivers gets). The rest are bin-packed by memory,
+// operation's error (the lab's fault, see noMigrateError). The rest are bin-packed by memory,
 // largest first; those that do not fit get HOST_NOT_ENOUGH_FREE_MEMORY [vm].
 func (p *Pool) evacuationPlan(h *hostState) []vmPlan {
 	vms := p.userVMsOn(h)
@@ -188,7 +187,7 @@ func (p *Pool) evacuationPlan(h *hostState) []vmPlan {
 		case len(targets) == 0:
 			plans[i].err = fail("NO_HOSTS_AVAILABLE", vm.ref)
 		case p.noMigrate[vm.ref]:
-			plans[i].err = fail("VM_MISSING_PV_DRIVERS", vm.ref)
+			plans[i].err = p.noMigrateError(vm)
 		case p.haEnabled() && !protected:
 			plans[i].err = fail("HOST_NOT_ENOUGH_FREE_MEMORY", vm.ref)
 		default:
@@ -294,6 +293,18 @@ func runEvacuate(c *call) (Value, *apiError) {
 	return String(""), nil
 }
 
+// noMigrateError is what pool_migrate's operation check answers for a VM
+// that cannot move (the lab's migration fault): an HVM guest without PV
+// drivers gets VM_MISSING_PV_DRIVERS [vm] on 6.2 (xapi_vm_lifecycle.ml at
+// XS62) and, lacking feature-suspend, VM_LACKS_FEATURE [vm] on 7.x
+// (check_op_for_feature, xapi_vm_lifecycle.ml at 1.14-lcm).
+func (p *Pool) noMigrateError(vm *object) *apiError {
+	if p.is62 {
+		return fail("VM_MISSING_PV_DRIVERS", vm.ref)
+	}
+	return fail("VM_LACKS_FEATURE", vm.ref)
+}
+
 // checkMigrate is VM.pool_migrate's checks (message_forwarding.ml,
 // xapi_vm_helpers.ml assert_can_boot_here at XS62): the VM runs, the
 // target is live (HOST_OFFLINE) and enabled (HOST_DISABLED), the VM can
@@ -313,7 +324,7 @@ func (p *Pool) checkMigrate(vm *object, to *hostState) *apiError {
 		return fail("HOST_DISABLED", to.ref)
 	}
 	if p.noMigrate[vm.ref] {
-		return fail("VM_MISSING_PV_DRIVERS", vm.ref)
+		return p.noMigrateError(vm)
 	}
 	if need, free := vmNeed(vm), p.freeMemory(to); need > free {
 		return fail("HOST_NOT_ENOUGH_FREE_MEMORY", strconv.FormatInt(need, 10), strconv.FormatInt(free, 10))
@@ -466,9 +477,6 @@ func runDesignateNewMaster(c *call) (Value, *apiError) {
 		return Value{}, err
 	}
 	p := c.p
-	if !p.is62 && p.designating {
-		return Value{}, fail("DESIGNATE_NEW_MASTER_IN_PROGRESS")
-	}
 	if err := c.forward(h); err != nil {
 		return Value{}, err
 	}
@@ -484,7 +492,6 @@ func runDesignateNewMaster(c *call) (Value, *apiError) {
 				fmt.Sprintf("Unix.Unix_error(Unix.ECONNREFUSED, \"connect\", \"\") connecting to %s", x.address))
 		}
 	}
-	p.designating = true
 	old := p.master
 	p.log.Info("designating a new master", "host", h.name, "previous", old.name)
 	// From the commit on, the old master's database is no longer the
@@ -503,7 +510,6 @@ func runDesignateNewMaster(c *call) (Value, *apiError) {
 	}
 	p.afterHost(h, p.durations().MasterFuse.D(), func() {
 		p.restartXAPI(h, func() {
-			p.designating = false
 			h.conf = "master"
 			p.startXAPI(h)
 		})
@@ -513,8 +519,8 @@ func runDesignateNewMaster(c *call) (Value, *apiError) {
 
 // SetVMMigrationFault makes a VM unable to live-migrate (fail true) or
 // able again: VM.pool_migrate, host.evacuate and the evacuation checks
-// answer VM_MISSING_PV_DRIVERS [vm] for it, as for an HVM guest without PV
-// drivers, and MigrateVM fails.
+// answer VM_MISSING_PV_DRIVERS [vm] (6.2) or VM_LACKS_FEATURE [vm] (7.x)
+// for it, as for an HVM guest without PV drivers, and MigrateVM fails.
 func (p *Pool) SetVMMigrationFault(name string, fail bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -161,8 +161,6 @@ type Pool struct {
 	// noMigrate are the VMs (by ref) that cannot live-migrate
 	// (SetVMMigrationFault).
 	noMigrate map[string]bool
-	// designating is set while pool.designate_new_master is committing.
-	designating bool
 	// electionEpoch invalidates pending elections.
 	electionEpoch uint64
 	msgGen        uint64
@@ -604,9 +602,14 @@ type HostState struct {
 	EmergencyParams     []string `json:"emergency_params"`
 	HeartbeatSRAttached bool     `json:"heartbeat_sr_attached"`
 	HAArmed             bool     `json:"ha_armed"`
-	BelievedMaster      string   `json:"believed_master"`
-	Sessions            int      `json:"sessions"`
-	LocalSessions       int      `json:"local_sessions"`
+	// BootHeld: the host's next (or stalled) reboot is held off.
+	BootHeld bool `json:"boot_held"`
+	// Operation is the host operation in progress (evacuate, reboot,
+	// shutdown), "" when none.
+	Operation      string `json:"operation"`
+	BelievedMaster string `json:"believed_master"`
+	Sessions       int    `json:"sessions"`
+	LocalSessions  int    `json:"local_sessions"`
 }
 
 // PoolState is one pool in State.
@@ -652,6 +655,8 @@ func (p *Pool) State() PoolState {
 			EmergencyParams:     []string{},
 			HeartbeatSRAttached: p.statefileAccess(h),
 			HAArmed:             h.armed,
+			BootHeld:            h.holdBoot,
+			Operation:           h.op,
 			LocalSessions:       len(h.local),
 		}
 		if h.power == powerOff {
