@@ -539,3 +539,58 @@ func TestMaintenanceControlRoutes(t *testing.T) {
 		t.Errorf("CloudStack migration fault without CloudStack: %d, want 503", code)
 	}
 }
+
+// TestMaintenanceRefusals pins the refusals of host.disable, host.reboot
+// and pool.designate_new_master on 6.2 and 7.1.
+func TestMaintenanceRefusals(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			sc := maintenanceScenario(v)
+			// One protected guest too big for two hosts: with one failure
+			// to tolerate, disabling a host would break the plan.
+			for i := range sc.Pools[0].VMs {
+				if sc.Pools[0].VMs[i].Name == "i-2-104-VM" {
+					sc.Pools[0].VMs[i].HARestartPriority = "restart"
+					sc.Pools[0].VMs[i].MemoryMiB = 600 << 10
+				}
+			}
+			m := newMaint(t, sc, false)
+			a1, a2, a3 := m.host("xs-a1"), m.host("xs-a2"), m.host("xs-a3")
+			pool, err := m.c.Pool.GetAll(m.s)
+			m.must("pool.get_all", err)
+			m.must("tolerate 1", m.c.Pool.SetHaHostFailuresToTolerate(m.s, pool[0], 1))
+			m.wantCode("disable breaking the plan", m.c.Host.Disable(m.s, a3), "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN", "")
+			m.wantCode("evacuate breaking the plan", m.c.Host.Evacuate(m.s, a3), "HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN", "")
+			m.must("tolerate 0", m.c.Pool.SetHaHostFailuresToTolerate(m.s, pool[0], 0))
+
+			// Rebooting with HA on needs the statefile.
+			m.must("unplug", m.l.UnplugHeartbeatSR("xs-a3"))
+			m.must("host.disable", m.c.Host.Disable(m.s, a3))
+			m.wantCode("reboot without the statefile", m.c.Host.Reboot(m.s, a3), "HA_LOST_STATEFILE", "")
+			m.must("plug", m.l.PlugHeartbeatSR("xs-a3"))
+			m.must("host.enable", m.c.Host.Enable(m.s, a3))
+
+			// One host operation at a time.
+			m.must("host.disable", m.c.Host.Disable(m.s, a2))
+			m.must("host.reboot", m.c.Host.Reboot(m.s, a2))
+			m.wantCode("second reboot", m.c.Host.Reboot(m.s, a2), "OTHER_OPERATION_IN_PROGRESS", "host")
+
+			// designate_new_master: forwarded to the target first.
+			m.wantCode("designate a rebooting host", m.c.Pool.DesignateNewMaster(m.s, a2), "HOST_OFFLINE", string(a2))
+			m.wantCode("designate with HA on", m.c.Pool.DesignateNewMaster(m.s, a3), "HA_IS_ENABLED", "")
+			m.must("designate the master", m.c.Pool.DesignateNewMaster(m.s, a1))
+			m.waitSlave("xs-a2")
+			m.must("pool.disable_ha", m.c.Pool.DisableHa(m.s))
+			m.must("power-off", m.l.PowerOff("xs-a4"))
+			// Phase 1 cannot reach xs-a4: nothing changes.
+			m.wantCode("designate with a host off", m.c.Pool.DesignateNewMaster(m.s, a3), "INTERNAL_ERROR", "")
+			if ps := poolState(m.l, "cluster-a"); ps.Master != "xs-a1" {
+				t.Errorf("a failed designate moved the master: %s", describeHosts(ps))
+			}
+			if _, err := m.c.Pool.GetAll(m.s); err != nil {
+				t.Errorf("the session died with a failed designate: %v", err)
+			}
+		})
+	}
+}
