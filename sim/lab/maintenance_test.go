@@ -594,3 +594,34 @@ func TestMaintenanceRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestXAPIRestartKeepsHostDisabledUntilReboot: an xapi restart between
+// host.reboot and the shutdown kills the pending shutdown; the host comes
+// back live but host_disabled_until_reboot keeps it disabled, and
+// host.enable says so.
+func TestXAPIRestartKeepsHostDisabledUntilReboot(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			sc := maintenanceScenario(v)
+			sc.Pools[0].HAEnabled = false
+			sc.Durations.HostShutdown = scenario.Duration(time.Hour)
+			sc.Durations.HostReenable = scenario.Duration(time.Second)
+			m := newMaint(t, sc, false)
+			a4 := m.host("xs-a4")
+			m.must("host.disable", m.c.Host.Disable(m.s, a4))
+			m.must("host.evacuate", m.c.Host.Evacuate(m.s, a4))
+			m.must("host.reboot", m.c.Host.Reboot(m.s, a4))
+			if h := hostState(m.l, "xs-a4"); h.Operation != "reboot" || h.Live {
+				t.Errorf("right after host.reboot: %+v", h)
+			}
+			m.must("xapi restart", m.l.RestartXAPI("xs-a4"))
+			m.waitSlave("xs-a4")
+			time.Sleep(time.Second) // 100 times the scaled host_reenable
+			if h := hostState(m.l, "xs-a4"); h.Enabled || h.Operation != "" || h.Power != "on" {
+				t.Errorf("after the xapi restart: %+v", h)
+			}
+			m.wantCode("enable", m.c.Host.Enable(m.s, a4), "HOST_DISABLED_UNTIL_REBOOT", "")
+		})
+	}
+}

@@ -67,6 +67,12 @@ func (p *Pool) restartXAPI(h *hostState, then func()) {
 	h.local = map[string]*session{}
 	h.pendingJoin = false
 	h.disabledByAdmin = false
+	// A pending reboot or shutdown dies with xapi (its delayed shutdown
+	// runs in xapi's process) and xapi's start-up resets the operation;
+	// host_disabled_until_reboot stays in the local database.
+	if h.op != "" {
+		p.setOp(h, "")
+	}
 	h.ep.close()
 	if p.master == h {
 		p.sessions = map[string]*session{}
@@ -223,7 +229,10 @@ func (p *Pool) join(h *hostState) {
 	p.resyncVMs(h)
 	p.db.setField(p.metricsObj(h), "last_updated", time.Now().UTC().Truncate(time.Second))
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
-		if p.connected(h) && !h.disabledByAdmin {
+		// A host whose host_disabled_until_reboot is still set (an xapi
+		// restart after host.reboot) stays disabled
+		// (xapi_host_helpers.ml at XS62).
+		if p.connected(h) && !h.disabledByAdmin && !h.disabledUntilReboot {
 			p.db.setField(p.hostObj(h), "enabled", true)
 		}
 	})
@@ -276,7 +285,7 @@ func (p *Pool) masterStart(h *hostState) {
 	}
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
 		for _, x := range p.hosts {
-			if (x == h || p.connected(x)) && !x.disabledByAdmin {
+			if (x == h || p.connected(x)) && !x.disabledByAdmin && !x.disabledUntilReboot {
 				p.db.setField(p.hostObj(x), "enabled", true)
 			}
 		}
