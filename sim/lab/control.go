@@ -28,8 +28,12 @@ const maxControlBody = 1 << 16
 //	POST /v1/hosts/{host}/required-pif/unplug   unplug a disallow_unplug PIF
 //	POST /v1/hosts/{host}/required-pif/plug     plug it again
 //	POST /v1/hosts/{host}/xapi-restart          restart xapi (toolstack)
+//	POST /v1/hosts/{host}/boot-hold             stall the host's next reboot
+//	POST /v1/hosts/{host}/boot-release          let a stalled reboot boot
 //	POST /v1/pools/{pool}/ha-disable            disable pool HA out of band
 //	POST /v1/vms/{vm}/ha-restart-priority       {"priority": "restart"|"best-effort"|""}
+//	POST /v1/vms/{vm}/migration-fault           {"fail": true|false} (XAPI side)
+//	POST /v1/cloudstack/vms/{vm}/migration-fault {"fail": true|false}
 //	POST /v1/cloudstack/alert-wait              {"seconds": 60} or {"seconds": null}
 //
 // Successful POSTs answer {"status":"ok"}; errors {"error": "..."} with 400
@@ -53,6 +57,8 @@ func (l *Lab) Handler() http.Handler {
 		"required-pif/unplug": l.UnplugRequiredPIF,
 		"required-pif/plug":   l.PlugRequiredPIF,
 		"xapi-restart":        l.RestartXAPI,
+		"boot-hold":           l.HoldBoot,
+		"boot-release":        l.ReleaseBoot,
 	}
 	for path, op := range hostOps {
 		r.HandleFunc("/v1/hosts/{host}/"+path, func(w http.ResponseWriter, req *http.Request) {
@@ -72,6 +78,21 @@ func (l *Lab) Handler() http.Handler {
 		}
 		respond(w, l.SetVMHARestartPriority(mux.Vars(req)["vm"], *body.Priority))
 	}).Methods(http.MethodPost)
+	for path, op := range map[string]func(string, bool) error{
+		"/v1/vms/{vm}/migration-fault":            l.SetVMMigrationFault,
+		"/v1/cloudstack/vms/{vm}/migration-fault": l.SetCloudStackMigrationFault,
+	} {
+		r.HandleFunc(path, func(w http.ResponseWriter, req *http.Request) {
+			var body struct {
+				Fail *bool `json:"fail"`
+			}
+			if err := decodeBody(req, &body); err != nil || body.Fail == nil {
+				writeError(w, http.StatusBadRequest, `body must be {"fail": true|false}`)
+				return
+			}
+			respond(w, op(mux.Vars(req)["vm"], *body.Fail))
+		}).Methods(http.MethodPost)
+	}
 	r.HandleFunc("/v1/cloudstack/alert-wait", func(w http.ResponseWriter, req *http.Request) {
 		var body struct {
 			Seconds *int `json:"seconds"`

@@ -130,6 +130,14 @@ type Durations struct {
 	// host it holds live but cannot reach before it answers
 	// CANNOT_CONTACT_HOST (10 s).
 	ContactRetry Duration `yaml:"contact_retry"`
+	// MigrateVM is how long one live migration (VM.pool_migrate) takes,
+	// one VM after another during host.evacuate (5 s).
+	MigrateVM Duration `yaml:"migrate_vm"`
+	// HostShutdown is how long a host takes from host.reboot or
+	// host.shutdown until its power is off: xapi's 10 s delay before it
+	// runs shutdown (xapi_host.ml, shutdown_and_reboot_common) and the
+	// shutdown itself (30 s).
+	HostShutdown Duration `yaml:"host_shutdown"`
 }
 
 // Pool is one simulated XenServer pool.
@@ -491,6 +499,8 @@ var defaultDurations = Durations{
 	AuthFailureDelay:  Duration(5 * time.Second),
 	HostAssumedDead:   Duration(600 * time.Second),
 	ContactRetry:      Duration(10 * time.Second),
+	MigrateVM:         Duration(5 * time.Second),
+	HostShutdown:      Duration(30 * time.Second),
 }
 
 func (d *Durations) setDefaults() {
@@ -507,6 +517,8 @@ func (d *Durations) setDefaults() {
 		{&d.AuthFailureDelay, &defaultDurations.AuthFailureDelay},
 		{&d.HostAssumedDead, &defaultDurations.HostAssumedDead},
 		{&d.ContactRetry, &defaultDurations.ContactRetry},
+		{&d.MigrateVM, &defaultDurations.MigrateVM},
+		{&d.HostShutdown, &defaultDurations.HostShutdown},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def

@@ -67,6 +67,7 @@ durations:
   ha_timeout: 180s
   boot: 90
   enable_ha: 1m30s
+  migrate_vm: 8s
 pools:
   - name: p1
     product_version: "7.1.0"
@@ -98,6 +99,9 @@ cloudstack:
 	p := s.Pools[0]
 	if p.ReturningHost != ReturningHostSelfRejoin || p.Edition != EditionFree || d.ContactRetry.D() != 10*time.Second {
 		t.Errorf("returning_host %q, edition %q, contact_retry %v", p.ReturningHost, p.Edition, d.ContactRetry)
+	}
+	if d.MigrateVM.D() != 8*time.Second || d.HostShutdown.D() != 30*time.Second {
+		t.Errorf("migrate_vm %v (want 8s), host_shutdown %v (want the 30s default)", d.MigrateVM, d.HostShutdown)
 	}
 	if again, _ := Parse([]byte("pools: [{name: p1, hosts: [{name: h1, address: 127.0.5.1}]}]")); again.Pools[0].ReturningHost != ReturningHostStuck ||
 		again.Pools[0].Edition != EditionPerSocket {

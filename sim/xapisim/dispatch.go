@@ -350,6 +350,13 @@ func buildMethods(is62 bool) map[string]*method {
 	add(ehd)
 	add(&method{name: "host.disable", session: true, params: []param{{"host", pString}}, run: runHostEnable(false)})
 	add(&method{name: "host.enable", session: true, params: []param{{"host", pString}}, run: runHostEnable(true)})
+	add(&method{name: "host.evacuate", session: true, params: []param{{"host", pString}}, run: runEvacuate})
+	add(&method{name: "host.assert_can_evacuate", session: true, params: []param{{"host", pString}}, run: runAssertCanEvacuate})
+	add(&method{name: "host.get_vms_which_prevent_evacuation", session: true, params: []param{{"self", pString}}, run: runVMsPreventingEvacuation})
+	add(&method{name: "host.reboot", session: true, params: []param{{"host", pString}}, run: runHostPower(true)})
+	add(&method{name: "host.shutdown", session: true, params: []param{{"host", pString}}, run: runHostPower(false)})
+	add(&method{name: "VM.pool_migrate", session: true, params: []param{{"vm", pString}, {"host", pString}, {"options", pStringMap}}, run: runPoolMigrate})
+	add(&method{name: "pool.designate_new_master", session: true, params: []param{{"host", pString}}, run: runDesignateNewMaster})
 	add(&method{name: "VM.set_ha_restart_priority", session: true, params: []param{{"self", pString}, {"value", pString}}, run: runSetHARestartPriority})
 
 	// Events.
@@ -662,6 +669,11 @@ func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
 			if x.ref != o.ref {
 				continue
 			}
+			if !enable {
+				if err := p.hostDisablePreservesPlan(x); err != nil {
+					return Value{}, err
+				}
+			}
 			if x != p.serving() {
 				if !p.metricsObj(x).boolean("live") {
 					return Value{}, fail("HOST_OFFLINE", x.ref)
@@ -672,6 +684,10 @@ func runHostEnable(enable bool) func(c *call) (Value, *apiError) {
 						return Value{}, fail("CANNOT_CONTACT_HOST", x.ref)
 					}
 				}
+			}
+			// assert_safe_to_reenable (xapi_host.ml at XS62).
+			if enable && !p.hostObj(x).boolean("enabled") && x.disabledUntilReboot {
+				return Value{}, fail("HOST_DISABLED_UNTIL_REBOOT")
 			}
 			// xapi keeps this flag in memory (xapi_host.ml).
 			x.disabledByAdmin = !enable

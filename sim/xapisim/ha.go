@@ -27,6 +27,9 @@ func (p *Pool) powerOff(h *hostState) {
 	h.pendingJoin = false
 	h.emergency, h.emKind = nil, emNone
 	h.lostVMs = nil
+	if h.op != "" {
+		p.setOp(h, "")
+	}
 	h.ep.close()
 	p.log.Info("host powered off", "host", h.name)
 	if p.master == h {
@@ -45,9 +48,12 @@ func (p *Pool) powerOn(h *hostState) {
 	h.power = powerBooting
 	h.epoch++
 	p.log.Info("host powering on", "host", h.name)
+	h.bootStalled = false
 	p.afterHost(h, p.durations().Boot.D(), func() {
 		h.power = powerOn
 		h.epoch++
+		// xapi.ml clears host_disabled_until_reboot on system boot.
+		h.disabledUntilReboot = false
 		p.afterHost(h, p.durations().XAPIStart.D(), func() { p.startXAPI(h) })
 	})
 }
@@ -61,6 +67,12 @@ func (p *Pool) restartXAPI(h *hostState, then func()) {
 	h.local = map[string]*session{}
 	h.pendingJoin = false
 	h.disabledByAdmin = false
+	// A pending reboot or shutdown dies with xapi (its delayed shutdown
+	// runs in xapi's process) and xapi's start-up resets the operation;
+	// host_disabled_until_reboot stays in the local database.
+	if h.op != "" {
+		p.setOp(h, "")
+	}
 	h.ep.close()
 	if p.master == h {
 		p.sessions = map[string]*session{}
@@ -103,12 +115,14 @@ func (p *Pool) startXAPI(h *hostState) {
 		p.log.Info("HA start-up found pool HA disabled: host disarmed itself", "host", h.name)
 	}
 	armed := h.armed
+	clean := h.cleanExit
+	h.cleanExit = false
 	if h.conf == "master" {
 		switch {
 		case armed && other == nil && p.master == h:
 			p.masterStart(h)
 			return
-		case armed && selfRejoin && other != nil && p.statefileAccess(h):
+		case armed && (selfRejoin || clean) && other != nil && p.statefileAccess(h):
 			// xhad joins the running liveset; ha_propose_master is refused,
 			// so on_master_failure makes the host a slave of the liveset's
 			// master (become_another_masters_slave restarts xapi).
@@ -130,7 +144,9 @@ func (p *Pool) startXAPI(h *hostState) {
 		// check_no_other_masters: another master runs, so demote.
 		h.conf = other.address
 	}
-	if armed && haOn && selfRejoin && !h.inLiveset {
+	// A host excluded by a clean shutdown joins the liveset again
+	// (Xapi_ha.before_clean_shutdown_or_reboot, ha_set_excluded).
+	if armed && haOn && (selfRejoin || clean) && !h.inLiveset {
 		if !p.statefileAccess(h) {
 			p.enterHAStartupLoop(h)
 			return
@@ -213,7 +229,10 @@ func (p *Pool) join(h *hostState) {
 	p.resyncVMs(h)
 	p.db.setField(p.metricsObj(h), "last_updated", time.Now().UTC().Truncate(time.Second))
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
-		if p.connected(h) && !h.disabledByAdmin {
+		// A host whose host_disabled_until_reboot is still set (an xapi
+		// restart after host.reboot) stays disabled
+		// (xapi_host_helpers.ml at XS62).
+		if p.connected(h) && !h.disabledByAdmin && !h.disabledUntilReboot {
 			p.db.setField(p.hostObj(h), "enabled", true)
 		}
 	})
@@ -266,7 +285,7 @@ func (p *Pool) masterStart(h *hostState) {
 	}
 	p.afterHost(h, p.durations().HostReenable.D(), func() {
 		for _, x := range p.hosts {
-			if (x == h || p.connected(x)) && !x.disabledByAdmin {
+			if (x == h || p.connected(x)) && !x.disabledByAdmin && !x.disabledUntilReboot {
 				p.db.setField(p.hostObj(x), "enabled", true)
 			}
 		}
@@ -383,10 +402,15 @@ func (p *Pool) markDead(h *hostState) {
 // scheduleElection runs the xHA master election after the HA timeout and
 // a liveset poll.
 func (p *Pool) scheduleElection() {
+	p.scheduleElectionAfter(p.haTimeout + p.durations().HAMonitorInterval.D())
+}
+
+// scheduleElectionAfter runs the xHA master election after d.
+func (p *Pool) scheduleElectionAfter(d time.Duration) {
 	p.electionEpoch++
 	e := p.electionEpoch
 	p.log.Info("master lost with pool HA on; election pending", "timeout", p.haTimeout)
-	p.after(p.haTimeout+p.durations().HAMonitorInterval.D(), func() {
+	p.after(d, func() {
 		if p.electionEpoch != e || p.serving() != nil || !p.haEnabled() {
 			return
 		}

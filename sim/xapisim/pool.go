@@ -85,6 +85,22 @@ type hostState struct {
 	// only (Xapi_host_helpers.user_requested_host_disable, xapi_host.ml
 	// at XS62), so a reboot or an xapi restart forgets it.
 	disabledByAdmin bool
+	// disabledUntilReboot is xapi's local-database flag
+	// host_disabled_until_reboot, set by host.reboot and host.shutdown
+	// and cleared when the host boots (xapi_host.ml, xapi.ml at XS62).
+	disabledUntilReboot bool
+	// cleanExit: the host left pool HA cleanly for a reboot or shutdown
+	// (Xapi_ha.before_clean_shutdown_or_reboot: fencing disarmed, daemon
+	// stopped, host excluded from the liveset); ha.armed stays set and
+	// the host joins the liveset again when it boots.
+	cleanExit bool
+	// op is the host operation in progress (evacuate, reboot, shutdown),
+	// "" when none.
+	op string
+	// holdBoot: a reboot stalls with the host off until ReleaseBoot.
+	holdBoot bool
+	// bootStalled: a reboot is held off by holdBoot.
+	bootStalled bool
 	// requiredPIFUnplugged: the host's storage PIF with disallow_unplug
 	// set is unplugged (pool.enable_ha refuses).
 	requiredPIFUnplugged bool
@@ -142,6 +158,9 @@ type Pool struct {
 	// haSem serialises enable_ha and disable_ha; haOp names the running one.
 	haSem chan struct{}
 	haOp  string
+	// noMigrate are the VMs (by ref) that cannot live-migrate
+	// (SetVMMigrationFault).
+	noMigrate map[string]bool
 	// electionEpoch invalidates pending elections.
 	electionEpoch uint64
 	msgGen        uint64
@@ -183,6 +202,7 @@ func NewPool(opts Options) (*Pool, error) {
 		haSem:     make(chan struct{}, 1),
 		calls:     map[string]uint64{},
 		timers:    map[*time.Timer]struct{}{},
+		noMigrate: map[string]bool{},
 		done:      make(chan struct{}),
 	}
 	p.db = newDB(p.is62)
@@ -197,6 +217,7 @@ func NewPool(opts Options) (*Pool, error) {
 		p.byAddr[h.address] = h
 	}
 	p.build()
+	p.refreshMemory()
 	m := p.byName[cfg.Master]
 	p.master = m
 	for _, h := range p.hosts {
@@ -586,9 +607,14 @@ type HostState struct {
 	EmergencyParams     []string `json:"emergency_params"`
 	HeartbeatSRAttached bool     `json:"heartbeat_sr_attached"`
 	HAArmed             bool     `json:"ha_armed"`
-	BelievedMaster      string   `json:"believed_master"`
-	Sessions            int      `json:"sessions"`
-	LocalSessions       int      `json:"local_sessions"`
+	// BootHeld: the host's next (or stalled) reboot is held off.
+	BootHeld bool `json:"boot_held"`
+	// Operation is the host operation in progress (evacuate, reboot,
+	// shutdown), "" when none.
+	Operation      string `json:"operation"`
+	BelievedMaster string `json:"believed_master"`
+	Sessions       int    `json:"sessions"`
+	LocalSessions  int    `json:"local_sessions"`
 }
 
 // PoolState is one pool in State.
@@ -634,6 +660,8 @@ func (p *Pool) State() PoolState {
 			EmergencyParams:     []string{},
 			HeartbeatSRAttached: p.statefileAccess(h),
 			HAArmed:             h.armed,
+			BootHeld:            h.holdBoot,
+			Operation:           h.op,
 			LocalSessions:       len(h.local),
 		}
 		if h.power == powerOff {
