@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("cannot start the lab", "err", err)
 		return 1
 	}
-	defer l.Close() //nolint:errcheck // exiting
+	defer l.Close()
 	apiKey, secretKey := l.CloudStackKeyFiles()
 	b, err := json.MarshalIndent(info{
 		ControlURL: l.ControlURL(), CloudStackURL: l.CloudStackURL(), XAPIPort: l.XAPIPort(),

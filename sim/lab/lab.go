@@ -97,7 +97,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			l.Close() //nolint:errcheck // already failing
+			l.Close()
 		}
 	}()
 
@@ -197,8 +197,7 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		}
 		l.ctlURL = "http://" + ln.Addr().String()
 		l.control = &http.Server{Handler: l.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		l.wg.Add(1)
-		go func() { defer l.wg.Done(); serve(l.control, ln, log) }()
+		l.wg.Go(func() { ; serve(l.control, ln, log) })
 	}
 	if err := writeFile(filepath.Join(l.stateDir, ConfigFileName), l.xshaConfig(), 0o644); err != nil {
 		return nil, err
@@ -223,7 +222,7 @@ func bindXAPI(sc *scenario.Scenario, port int) (map[string]net.Listener, int, er
 		hosts = append(hosts, p.Hosts...)
 	}
 	var lastErr error
-	for attempt := 0; attempt < portAttempts; attempt++ {
+	for range portAttempts {
 		lns := map[string]net.Listener{}
 		try := port
 		var err error
@@ -252,7 +251,7 @@ func bindXAPI(sc *scenario.Scenario, port int) (map[string]net.Listener, int, er
 
 func closeListeners(lns map[string]net.Listener) {
 	for _, ln := range lns {
-		ln.Close() //nolint:errcheck // releasing
+		ln.Close()
 	}
 }
 
@@ -270,12 +269,12 @@ func (l *Lab) Close() error {
 		if l.control != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), controlShutdownPeriod)
 			if err := l.control.Shutdown(ctx); err != nil {
-				l.control.Close() //nolint:errcheck // forced
+				l.control.Close()
 			}
 			cancel()
 		}
 		if l.csHTTP != nil {
-			l.csHTTP.Close() //nolint:errcheck // stopping
+			l.csHTTP.Close()
 		}
 		for _, p := range l.pools {
 			errs = append(errs, p.Close())

@@ -66,8 +66,7 @@ func clientURL(t *testing.T, l *Lab, url string) *xenapi.Client {
 }
 
 func errCode(err error) (code, param string) {
-	var xe *xenapi.Error
-	if errors.As(err, &xe) {
+	if xe, ok := errors.AsType[*xenapi.Error](err); ok {
 		return xe.Code(), xe.Type()
 	}
 	return "", ""

@@ -351,7 +351,7 @@ func Default() *Scenario {
 				Address: fmt.Sprintf("%s%d", p.net, i),
 			})
 		}
-		for i := 0; i < 5; i++ {
+		for i := range 5 {
 			offering := "Medium Instance HA"
 			if i >= 3 {
 				offering = "Medium Instance"
@@ -373,7 +373,7 @@ func Default() *Scenario {
 			}
 			vmID++
 		}
-		for i := 0; i < 2; i++ {
+		for i := range 2 {
 			pool.VMs = append(pool.VMs, VM{
 				Name: fmt.Sprintf("r-%d-VM", 4+2*pi+i), Kind: KindRouter, MemoryMiB: 256, VCPUs: 1,
 			})

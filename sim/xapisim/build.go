@@ -360,7 +360,7 @@ func (p *Pool) build() {
 			"API_version_vendor":                "XenSource",
 			"API_version_vendor_implementation": map[string]string{},
 			"enabled":                           true,
-			"software_version":                  softwareVersion(cfg, h.name, major, minor),
+			"software_version":                  softwareVersion(cfg, major, minor),
 			"other_config": map[string]string{
 				"agent_start_time": fmt.Sprintf("%d.", now.Unix()),
 				"boot_time":        fmt.Sprintf("%d.", now.Add(-time.Hour).Unix()),
@@ -380,7 +380,7 @@ func (p *Pool) build() {
 			"updates":                            updateRefs,
 			"PBDs":                               h.pbds,
 			"host_CPUs":                          []string{},
-			"cpu_info":                           map[string]string{"cpu_count": fmt.Sprint(sh.CPUs), "socket_count": "2", "vendor": "GenuineIntel", "speed": "2599.998", "modelname": "Intel(R) Xeon(R) CPU E5-2670 0 @ 2.60GHz", "family": "6", "model": "45", "stepping": "7", "flags": "fpu de tsc msr pae mce cx8 apic sep mtrr mca cmov pat clflush acpi mmx fxsr sse sse2 ht syscall nx lm constant_tsc", "features": "17bee3ff-bfebfbff-00000001-2c100800", "features_after_reboot": "17bee3ff-bfebfbff-00000001-2c100800", "physical_features": "17bee3ff-bfebfbff-00000001-2c100800", "maskable": "full"},
+			"cpu_info":                           map[string]string{"cpu_count": strconv.Itoa(sh.CPUs), "socket_count": "2", "vendor": "GenuineIntel", "speed": "2599.998", "modelname": "Intel(R) Xeon(R) CPU E5-2670 0 @ 2.60GHz", "family": "6", "model": "45", "stepping": "7", "flags": "fpu de tsc msr pae mce cx8 apic sep mtrr mca cmov pat clflush acpi mmx fxsr sse sse2 ht syscall nx lm constant_tsc", "features": "17bee3ff-bfebfbff-00000001-2c100800", "features_after_reboot": "17bee3ff-bfebfbff-00000001-2c100800", "physical_features": "17bee3ff-bfebfbff-00000001-2c100800", "maskable": "full"},
 			"hostname":                           h.name,
 			"address":                            h.address,
 			"metrics":                            h.metricsRef,
@@ -468,7 +468,7 @@ func deviceConfig(s scenario.SR, host string) map[string]string {
 	return map[string]string{}
 }
 
-func softwareVersion(p *scenario.Pool, host string, major, minor int64) map[string]string {
+func softwareVersion(p *scenario.Pool, major, minor int64) map[string]string {
 	if p.Is62() {
 		return map[string]string{
 			"product_version":            p.ProductVersion,

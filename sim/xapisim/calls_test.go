@@ -168,11 +168,9 @@ func TestEnableHAConcurrency(t *testing.T) {
 			var wg sync.WaitGroup
 			results := make([][]string, 2)
 			for i := range results {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					_, results[i] = r.do("xs-a1", "pool.enable_ha", s, Array(), StringMap(nil))
-				}()
+				})
 				time.Sleep(20 * time.Millisecond)
 			}
 			wg.Wait()

@@ -3,6 +3,7 @@ package xapisim
 import (
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -339,10 +340,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // appendUnique appends s to list unless present.
 func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
+	if slices.Contains(list, s) {
+		return list
 	}
 	return append(append([]string(nil), list...), s)
 }

@@ -117,15 +117,6 @@ var (
 	methods7  = buildMethods(false)
 )
 
-// call serves one request on host h and returns XAPI's result envelope.
-func (p *Pool) call(ctx context.Context, h *hostState, req *Request) Value {
-	v, err := p.serve(ctx, h, req)
-	if err != nil {
-		return Failure(err.code, err.params...)
-	}
-	return Success(v)
-}
-
 // serve serves one request on host h.
 func (p *Pool) serve(ctx context.Context, h *hostState, req *Request) (Value, *apiError) {
 	p.mu.Lock()

@@ -85,15 +85,15 @@ func (e *endpoint) close() {
 	conns := e.conns
 	e.conns = map[*gatedConn]struct{}{}
 	if e.prebound != nil {
-		e.prebound.Close() //nolint:errcheck // unused listener
+		e.prebound.Close()
 		e.prebound = nil
 	}
 	e.mu.Unlock()
 	for c := range conns {
-		c.Close() //nolint:errcheck // dropping
+		c.Close()
 	}
 	if srv != nil {
-		srv.Close() //nolint:errcheck // dropping
+		srv.Close()
 	}
 }
 
@@ -224,7 +224,7 @@ func (hd handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, "<html><head><title>XenServer</title></head><body><h1>Citrix XenServer</h1></body></html>\n") //nolint:errcheck // client gone
+		io.WriteString(w, "<html><head><title>XenServer</title></head><body><h1>Citrix XenServer</h1></body></html>\n")
 	case http.MethodOptions:
 		// post_root_options and friends: Http_svr.respond_to_options.
 		acah := "X-Requested-With"
@@ -251,7 +251,7 @@ func errorPage(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Cache-Control", "no-cache, no-store")
 	w.WriteHeader(code)
-	io.WriteString(w, body) //nolint:errcheck // client gone
+	io.WriteString(w, body)
 }
 
 // readBody is Http_svr.read_body: xapi reads exactly Content-Length bytes
@@ -315,5 +315,5 @@ func (hd handler) serveXMLRPC(w http.ResponseWriter, r *http.Request, asJSON boo
 func writeXML(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "text/xml")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.Write(body) //nolint:errcheck // client gone
+	w.Write(body)
 }

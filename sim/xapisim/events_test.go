@@ -353,7 +353,7 @@ func TestEventTokensAfterMasterChange(t *testing.T) {
 	s := r.login("xs-a1")
 	// Churn the database so the old token is far from generation 1.
 	vm := r.must("xs-a1", "VM.get_by_name_label", s, String("i-2-101-VM")).Elems[0]
-	for i := 0; i < 50; i++ {
+	for i := range 50 {
 		r.must("xs-a1", "VM.set_ha_restart_priority", s, vm, String([]string{"restart", ""}[i%2]))
 	}
 	_, oldTok, _ := r.eventFrom("xs-a1", s, []string{"host"}, "", 0)

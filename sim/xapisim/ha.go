@@ -2,7 +2,7 @@ package xapisim
 
 import (
 	"context"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -532,7 +532,7 @@ func (p *Pool) planExists(n int64) bool {
 	for _, h := range p.cfg.Hosts {
 		mem = append(mem, h.MemoryMiB<<20)
 	}
-	sort.Slice(mem, func(i, j int) bool { return mem[i] < mem[j] })
+	slices.Sort(mem)
 	var capacity, need int64
 	for _, m := range mem[:int64(len(mem))-n] {
 		capacity += m

@@ -63,8 +63,7 @@ func (tp *testPool) login(t *testing.T, host string) (*xenapi.Client, xenapi.Ses
 }
 
 func xenCode(err error) string {
-	var xe *xenapi.Error
-	if errors.As(err, &xe) {
+	if xe, ok := errors.AsType[*xenapi.Error](err); ok {
 		return xe.Code()
 	}
 	return ""

@@ -195,5 +195,5 @@ func (hd handler) serveJSONRPC(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Access-Control-Allow-Headers", "X-Requested-With")
 	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
-	w.Write(b.Bytes()) //nolint:errcheck // client gone
+	w.Write(b.Bytes())
 }

@@ -2,6 +2,7 @@ package xapisim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,7 +145,7 @@ func (p *Pool) planExistsWithout(h *hostState, n int64) bool {
 	if n < 0 || n >= int64(len(mem)) {
 		return false
 	}
-	sort.Slice(mem, func(i, j int) bool { return mem[i] < mem[j] })
+	slices.Sort(mem)
 	var capacity, need int64
 	for _, m := range mem[:int64(len(mem))-n] {
 		capacity += m
@@ -432,7 +433,7 @@ func runHostPower(reboot bool) func(c *call) (Value, *apiError) {
 		if h != p.serving() {
 			p.db.setField(p.metricsObj(h), "live", false)
 		}
-		p.log.Info("host "+op+" requested", "host", h.name)
+		p.log.Info("host power operation requested", "operation", op, "host", h.name)
 		p.afterHost(h, p.durations().HostShutdown.D(), func() { p.cleanPowerOff(h, reboot) })
 		return String(""), nil
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -715,9 +716,7 @@ func (p *Pool) Stats() []HostStats {
 		if h == p.serving() {
 			hs.Sessions = len(p.sessions)
 		}
-		for k, v := range h.calls {
-			hs.Calls[k] = v
-		}
+		maps.Copy(hs.Calls, h.calls)
 		out = append(out, hs)
 	}
 	return out

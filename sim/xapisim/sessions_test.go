@@ -173,7 +173,7 @@ func TestSessionGC(t *testing.T) {
 			}
 			cloudstack := login("cloudstack")
 			leaked := login("")
-			for i := 0; i < maxSessions; i++ {
+			for range maxSessions {
 				login("")
 			}
 			r.must("xs-a1", "pool.get_all", cloudstack)
@@ -218,11 +218,11 @@ func TestSessionGCGroups7(t *testing.T) {
 	}
 	// Another user is limited by name, whatever the originators.
 	oldest := add("alice", "a", now.Add(-time.Hour))
-	for i := 0; i < maxSessionsPerKey; i++ {
+	for i := range maxSessionsPerKey {
 		add("alice", strconv.Itoa(i), now)
 	}
 	// An originator of root logins has 500 of its own.
-	for i := 0; i < maxSessionsPerKey; i++ {
+	for range maxSessionsPerKey {
 		add("root", "cloudstack", now)
 	}
 	idle := add("root", "xsha", now.Add(-25*time.Hour))
@@ -242,7 +242,7 @@ func TestSessionGCGroups7(t *testing.T) {
 // TestSessionGCRuns: the collector runs by itself.
 func TestSessionGCRuns(t *testing.T) {
 	r := newRPC(t, fastScenario(0.001), "cluster-a")
-	for i := 0; i < maxSessions+5; i++ {
+	for range maxSessions + 5 {
 		r.login("xs-a1")
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -197,7 +198,7 @@ func (c *Cluster) LoseQuorum() []int {
 	c.t.Helper()
 	keep := c.Quorum() - 1
 	var killed []int
-	for i := len(c.members) - 1; i >= 0; i-- {
+	for i := range slices.Backward(c.members) {
 		if !c.Running(i) {
 			continue
 		}
