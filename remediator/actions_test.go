@@ -342,13 +342,13 @@ func TestHoldsStopActions(t *testing.T) {
 	}{
 		{name: "API hold on the pool", policy: livePolicy,
 			setup: func(t *testing.T, h *harness) {
-				if err := h.r.SetHold("cluster-a", "storage migration tonight"); err != nil {
+				if err := h.r.setHold("cluster-a", "storage migration tonight"); err != nil {
 					t.Fatal(err)
 				}
 			},
 			reason: "hold on pool cluster-a (api): storage migration tonight",
 			lift: func(t *testing.T, h *harness) {
-				if found, err := h.r.LiftHold("cluster-a"); err != nil || !found {
+				if found, err := h.r.liftHold("cluster-a"); err != nil || !found {
 					t.Fatalf("lifting: %v %v", found, err)
 				}
 			}},
@@ -412,7 +412,7 @@ func TestDuplicateAndConcurrentWebhooksRunOneAction(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	recs, err := h.r.Actions(100)
+	recs, err := h.r.recentActions(100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestDuplicateAndConcurrentWebhooksRunOneAction(t *testing.T) {
 	if n := p.count("pool.enable_ha"); n != 1 {
 		t.Errorf("pool.enable_ha called %d times", n)
 	}
-	if recs, _ := h.r.Actions(100); len(recs) != 1 {
+	if recs, _ := h.r.recentActions(100); len(recs) != 1 {
 		t.Errorf("%d actions after repeats", len(recs))
 	}
 }
@@ -471,7 +471,7 @@ func TestResolvedCancelsPendingAndNeverWrites(t *testing.T) {
 	if rec := h.record(id); rec.State != StateCancelled || len(rec.Steps) != 0 {
 		t.Errorf("the cancelled action ran: %s %+v", rec.State, rec.Steps)
 	}
-	if recs, _ := h.r.Actions(10); len(recs) != 2 {
+	if recs, _ := h.r.recentActions(10); len(recs) != 2 {
 		t.Errorf("%d actions, want the cancelled one and the barrier", len(recs))
 	}
 }

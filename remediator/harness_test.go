@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +39,7 @@ step_timeout: 30s
 // harness runs a Remediator on fake pools behind an HTTP test server.
 type harness struct {
 	t           *testing.T
-	r           *Remediator
+	r           *engine
 	pools       map[string]*fakePool
 	clients     map[string]PoolClient
 	srv         *httptest.Server
@@ -98,14 +97,12 @@ func (h *harness) open() {
 	h.journal = j
 	auth, _ := NewBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
-	h.r, err = New(Options{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
+	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
 		MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	m := mux.NewRouter()
-	h.r.Register(m)
-	h.srv = httptest.NewServer(m)
+	h.srv = httptest.NewServer(h.r.router())
 }
 
 // start runs the pool runners.

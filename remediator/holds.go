@@ -2,10 +2,8 @@ package remediator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -32,7 +30,7 @@ type autoHold struct {
 
 // manualHold returns the hold an operator put on the pool (API or policy
 // file), global holds included.
-func (r *Remediator) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
+func (r *engine) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
 	if reason, ok := pol.heldByFile(pool); ok {
 		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}
 		if pol.Holds.All {
@@ -57,7 +55,7 @@ func (r *Remediator) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, e
 // shut down on purpose, which XAPI only allows for a disabled host), or a
 // host of its CloudStack cluster in maintenance. A CloudStack error holds
 // too: maintenance cannot be ruled out.
-func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot, target string) []string {
+func (r *engine) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot, target string) []string {
 	var reasons []string
 	for _, h := range snap.Hosts {
 		if h.Name == target || h.Enabled {
@@ -91,7 +89,7 @@ func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snap
 }
 
 // updateHoldGauges sets xsha_remediator_hold for every configured pool.
-func (r *Remediator) updateHoldGauges() {
+func (r *engine) updateHoldGauges() {
 	pol := r.policy.Load()
 	var api []Hold
 	_ = r.journal.View(func(tx *Tx) error {
@@ -121,7 +119,7 @@ func (r *Remediator) updateHoldGauges() {
 
 // holdsView lists every hold in force: from the file, the API, and the
 // last automatic evaluation of each pool.
-func (r *Remediator) holdsView() ([]Hold, error) {
+func (r *engine) holdsView() ([]Hold, error) {
 	pol := r.policy.Load()
 	var out []Hold
 	if pol.Holds.All {
@@ -154,8 +152,8 @@ func (r *Remediator) holdsView() ([]Hold, error) {
 // errUnknownPool rejects a hold on a pool the configuration does not define.
 var errUnknownPool = errors.New("pool is not configured")
 
-// SetHold holds one pool, or every pool when pool is empty, until lifted.
-func (r *Remediator) SetHold(pool, reason string) error {
+// setHold holds one pool, or every pool when pool is empty, until lifted.
+func (r *engine) setHold(pool, reason string) error {
 	if pool != "" {
 		if _, ok := r.cfg.Pool(pool); !ok {
 			return fmt.Errorf("%w: %q", errUnknownPool, pool)
@@ -178,8 +176,8 @@ func (r *Remediator) SetHold(pool, reason string) error {
 	return nil
 }
 
-// LiftHold lifts a hold set through the API and reports whether one was set.
-func (r *Remediator) LiftHold(pool string) (bool, error) {
+// liftHold lifts a hold set through the API and reports whether one was set.
+func (r *engine) liftHold(pool string) (bool, error) {
 	var found bool
 	err := r.journal.Update(func(tx *Tx) error {
 		var err error
@@ -193,61 +191,4 @@ func (r *Remediator) LiftHold(pool string) (bool, error) {
 	}
 	r.updateHoldGauges()
 	return found, nil
-}
-
-func (r *Remediator) handleHolds(w http.ResponseWriter, _ *http.Request) {
-	holds, err := r.holdsView()
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"holds": holds})
-}
-
-// holdRequest is the body of POST /api/v1/holds.
-type holdRequest struct {
-	// Pool to hold; empty holds every pool.
-	Pool   string `json:"pool"`
-	Reason string `json:"reason"`
-}
-
-func (r *Remediator) handleSetHold(w http.ResponseWriter, req *http.Request) {
-	if !r.authorize(w, req) {
-		return
-	}
-	var hr holdRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&hr); err != nil {
-		httpError(w, http.StatusBadRequest, "decoding hold: "+err.Error())
-		return
-	}
-	if err := r.SetHold(hr.Pool, hr.Reason); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, errUnknownPool) {
-			code = http.StatusBadRequest
-		}
-		httpError(w, code, err.Error())
-		return
-	}
-	r.log.Info("hold set", "pool", hr.Pool, "reason", hr.Reason, "remote", req.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "held"})
-}
-
-func (r *Remediator) handleDeleteHold(w http.ResponseWriter, req *http.Request) {
-	if !r.authorize(w, req) {
-		return
-	}
-	pool := req.URL.Query().Get("pool")
-	found, err := r.LiftHold(pool)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if !found {
-		httpError(w, http.StatusNotFound, "no hold set through the API for this pool")
-		return
-	}
-	r.log.Info("hold lifted", "pool", pool, "remote", req.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "lifted"})
 }

@@ -71,7 +71,7 @@ func needsHost(action string) bool { return action != ActionEnablePoolHA }
 // intake records every alert of the message and the decision about it in
 // one durable transaction. Each alert is decided on its own, from its own
 // status and labels.
-func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
+func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
 	pol := r.policy.Load()
 	var verdicts []AlertVerdict
 	err := r.journal.Update(func(tx *Tx) error {
@@ -154,7 +154,7 @@ func (d *decision) skip(pol *Policy, ref AlertRef, key, kind, reason string) (Al
 // labels: ignored, resolved (cancelling a pending action), a duplicate of
 // an episode already answered, joined to an open action on the same target,
 // skipped, or queued as a new action.
-func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
+func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
 	d := &decision{tx: tx, name: a.Labels["alertname"], pool: a.Labels["pool"], host: a.Labels["host"]}
 	d.v = AlertVerdict{Fingerprint: a.Fingerprint, Alert: d.name, Status: a.Status, pool: d.pool}
 	err := tx.Append(Entry{Kind: KindAlert, Pool: d.pool, Host: d.host,
@@ -286,7 +286,7 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 // gate applies the policy (which may have been reloaded since the alert
 // came), holds set by operators, cooldown, backoff and the hourly attempt
 // budget. It returns the skip reason kind and text, or "".
-func (r *Remediator) gate(tx *Tx, pol *Policy, action, pool, host string) (string, string, error) {
+func (r *engine) gate(tx *Tx, pol *Policy, action, pool, host string) (string, string, error) {
 	now := tx.now()
 	if !pol.Allows(action, pool) {
 		return skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil

@@ -311,7 +311,7 @@ func TestLabDryRunChangesNothing(t *testing.T) {
 func TestLabHoldStopsActions(t *testing.T) {
 	l := startLab(t, labScenario())
 	h := newLabHarness(t, l, labPolicy, nil)
-	if err := h.r.SetHold("cluster-a", "CloudStack upgrade"); err != nil {
+	if err := h.r.setHold("cluster-a", "CloudStack upgrade"); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
@@ -342,7 +342,7 @@ func TestLabCloudStackMaintenanceHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.r.maintenance = NewCloudStackMaintenance(poller)
+	h.r.maintenance = newCloudStackMaintenance(poller)
 
 	cs := csgo.NewClient(h.cfg.CloudStack.URL, string(h.cfg.CloudStack.APIKey), string(h.cfg.CloudStack.SecretKey), false)
 	lp := cs.Host.NewListHostsParams()

@@ -22,7 +22,7 @@ const retryInterval = 30 * time.Second
 //
 // Cancelling ctx interrupts a running action between journal writes, as a
 // crash would; the next Run resumes it without repeating a finished step.
-func (r *Remediator) Run(ctx context.Context) {
+func (r *engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range r.cfg.Pools {
 		wg.Go(func() { r.worker(ctx, p) })
@@ -32,7 +32,7 @@ func (r *Remediator) Run(ctx context.Context) {
 	r.running.Store(false)
 }
 
-func (r *Remediator) worker(ctx context.Context, pool config.Pool) {
+func (r *engine) worker(ctx context.Context, pool config.Pool) {
 	log := r.log.With("pool", pool.Name)
 	for {
 		for ctx.Err() == nil {
@@ -98,7 +98,7 @@ func stepsFor(rec *Record) ([]step, error) {
 
 // execute runs one open record to its end, or until ctx is cancelled. It
 // returns an error only when the journal could not be written.
-func (r *Remediator) execute(ctx context.Context, pool config.Pool, rec *Record) error {
+func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Record) error {
 	pol := r.policy.Load()
 	steps, err := stepsFor(rec)
 	if err != nil {
@@ -130,7 +130,7 @@ func (r *Remediator) execute(ctx context.Context, pool config.Pool, rec *Record)
 // has written resumes where it stopped, whatever the policy says now:
 // stopping a repair between disabling and re-enabling pool HA would leave
 // the pool without master failover.
-func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
+func (r *engine) begin(pol *Policy, rec *Record) (bool, error) {
 	var skipKind, msg string
 	err := r.journal.Update(func(tx *Tx) error {
 		cur, err := tx.Get(rec.ID)
@@ -198,7 +198,7 @@ func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
 // an ended step in front of an open action. It reports whether the action
 // ended; when ctx is cancelled mid-step nothing more is written and the
 // record stays running for the next Run.
-func (r *Remediator) runStep(ctx context.Context, x *execution, s step) (bool, error) {
+func (r *engine) runStep(ctx context.Context, x *execution, s step) (bool, error) {
 	rec := x.rec
 	i := stepIndex(rec.Steps, s.name)
 	x.resumed = i >= 0
@@ -270,7 +270,7 @@ func stepIndex(steps []Step, name string) int {
 }
 
 // finish records the end of a running action.
-func (r *Remediator) finish(rec *Record, state, skip, reason string) error {
+func (r *engine) finish(rec *Record, state, skip, reason string) error {
 	err := r.journal.Update(func(tx *Tx) error { return r.finishTx(tx, rec, state, reason) })
 	if err != nil {
 		return err
@@ -281,7 +281,7 @@ func (r *Remediator) finish(rec *Record, state, skip, reason string) error {
 
 // ended updates the metrics and logs once an action's final state is on
 // disk; skip is the skip reason kind of a skipped action.
-func (r *Remediator) ended(rec *Record, skip string) {
+func (r *engine) ended(rec *Record, skip string) {
 	r.metrics.actions.WithLabelValues(rec.Action, rec.State).Inc()
 	if rec.State == StateSkipped && skip != "" {
 		r.metrics.skips.WithLabelValues(rec.Action, skip).Inc()
@@ -298,7 +298,7 @@ func (r *Remediator) ended(rec *Record, skip string) {
 }
 
 // finishTx sets the final state and keeps cooldown and backoff current.
-func (r *Remediator) finishTx(tx *Tx, rec *Record, state, reason string) error {
+func (r *engine) finishTx(tx *Tx, rec *Record, state, reason string) error {
 	now := tx.now()
 	rec.State, rec.Reason, rec.Finished = state, reason, now
 	ts, err := tx.target(rec.target())

@@ -25,7 +25,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 	h := newHarness(t, livePolicy, p)
 	h.start()
 	id := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")).ID
-	if err := h.r.SetHold("", "<script>freeze</script>"); err != nil {
+	if err := h.r.setHold("", "<script>freeze</script>"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -25,7 +25,7 @@ const (
 
 // execution is the context of one running action.
 type execution struct {
-	r      *Remediator
+	r      *engine
 	rec    *Record
 	pol    *Policy
 	pool   config.Pool

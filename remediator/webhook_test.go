@@ -231,7 +231,7 @@ func FuzzWebhook(f *testing.F) {
 			}
 			return
 		}
-		if msg.Version != WebhookVersion || msg.Data == nil {
+		if msg.Version != webhookVersion || msg.Data == nil {
 			t.Fatalf("accepted %q", body)
 		}
 		for _, a := range msg.Alerts {

@@ -9,6 +9,15 @@ import (
 	"xsha/cloudstack"
 )
 
+// MaintenanceSource tells whether CloudStack has hosts of a cluster in
+// maintenance. Remediation of the pool backing the cluster is held while it does.
+type MaintenanceSource interface {
+	// HostsInMaintenance returns the names of the cluster's hosts whose
+	// resource state is a maintenance state (PrepareForMaintenance,
+	// Maintenance, ErrorInPrepareForMaintenance, ErrorInMaintenance).
+	HostsInMaintenance(ctx context.Context, cluster string) ([]string, error)
+}
+
 // maintenanceStates are the CloudStack resource states of a host an
 // operator is working on.
 var maintenanceStates = map[string]bool{
@@ -18,20 +27,20 @@ var maintenanceStates = map[string]bool{
 	"ErrorInMaintenance":           true,
 }
 
-// CloudStackMaintenance is a MaintenanceSource that polls CloudStack
+// cloudStackMaintenance is a MaintenanceSource that polls CloudStack
 // afresh for every question, so a hold follows what CloudStack says now.
-type CloudStackMaintenance struct {
+type cloudStackMaintenance struct {
 	mu sync.Mutex // Poll calls must not overlap
 	p  *cloudstack.Poller
 }
 
-// NewCloudStackMaintenance returns a MaintenanceSource on the poller.
-func NewCloudStackMaintenance(p *cloudstack.Poller) *CloudStackMaintenance {
-	return &CloudStackMaintenance{p: p}
+// newCloudStackMaintenance returns a MaintenanceSource on the poller.
+func newCloudStackMaintenance(p *cloudstack.Poller) *cloudStackMaintenance {
+	return &cloudStackMaintenance{p: p}
 }
 
 // HostsInMaintenance implements MaintenanceSource.
-func (m *CloudStackMaintenance) HostsInMaintenance(ctx context.Context, cluster string) ([]string, error) {
+func (m *cloudStackMaintenance) HostsInMaintenance(ctx context.Context, cluster string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, err := m.p.Poll(ctx)

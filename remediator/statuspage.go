@@ -3,88 +3,8 @@ package remediator
 import (
 	"html/template"
 	"net/http"
-	"strconv"
 	"time"
-
-	"github.com/gorilla/mux"
 )
-
-const (
-	defaultListLimit = 50
-	maxListLimit     = 1000
-)
-
-func limitParam(req *http.Request) int {
-	n, err := strconv.Atoi(req.URL.Query().Get("limit"))
-	if err != nil || n <= 0 {
-		return defaultListLimit
-	}
-	return min(n, maxListLimit)
-}
-
-// Actions returns up to limit actions, newest first.
-func (r *Remediator) Actions(limit int) ([]*Record, error) {
-	var recs []*Record
-	err := r.journal.View(func(tx *Tx) error {
-		var err error
-		recs, err = tx.Recent(limit)
-		return err
-	})
-	return recs, err
-}
-
-// handleActions is GET /api/v1/actions[?limit=N].
-func (r *Remediator) handleActions(w http.ResponseWriter, req *http.Request) {
-	recs, err := r.Actions(limitParam(req))
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if recs == nil {
-		recs = []*Record{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"actions": recs})
-}
-
-// handleAction is GET /api/v1/actions/{id}: the action and its journal.
-func (r *Remediator) handleAction(w http.ResponseWriter, req *http.Request) {
-	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
-	var rec *Record
-	var entries []Entry
-	err := r.journal.View(func(tx *Tx) error {
-		var err error
-		if rec, err = tx.Get(id); err != nil {
-			return err
-		}
-		entries, err = tx.EntriesFor(id)
-		return err
-	})
-	if err != nil {
-		httpError(w, http.StatusNotFound, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"action": rec, "journal": entries})
-}
-
-// handleJournal is GET /api/v1/journal[?after=SEQ&limit=N]: journal
-// entries in order.
-func (r *Remediator) handleJournal(w http.ResponseWriter, req *http.Request) {
-	after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
-	var entries []Entry
-	err := r.journal.View(func(tx *Tx) error {
-		var err error
-		entries, err = tx.Entries(after, limitParam(req))
-		return err
-	})
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if entries == nil {
-		entries = []Entry{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
-}
 
 var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 	"ts": func(t time.Time) string {
@@ -126,8 +46,8 @@ Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pool
 
 // handleStatus is the status page at /: dry-run state, holds and recent
 // actions. It shows no secrets: none are in the journal.
-func (r *Remediator) handleStatus(w http.ResponseWriter, req *http.Request) {
-	recs, err := r.Actions(defaultListLimit)
+func (r *engine) handleStatus(w http.ResponseWriter, req *http.Request) {
+	recs, err := r.recentActions(defaultListLimit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
