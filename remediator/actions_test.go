@@ -55,7 +55,7 @@ func TestEnablePoolHASwitchesHABackOn(t *testing.T) {
 			t.Errorf("journal lacks %q:\n%s", s, text)
 		}
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, ResultSuccess)
+	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSuccess)
 	if got := h.counter(h.r.metrics.webhooks, webhookAccepted); got != 1 {
 		t.Errorf("webhooks_total accepted = %v", got)
 	}
@@ -159,7 +159,7 @@ func TestEnablePoolHAPreconditions(t *testing.T) {
 			if p.HAEnabled() {
 				t.Error("HA enabled")
 			}
-			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, ResultSkipped)
+			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSkipped)
 		})
 	}
 }
@@ -185,7 +185,7 @@ func TestClearEmergencyModeRecoversOldMaster(t *testing.T) {
 	}
 	var steps []string
 	for _, st := range rec.Steps {
-		steps = append(steps, st.Name+":"+st.State)
+		steps = append(steps, string(st.Name)+":"+string(st.State))
 	}
 	wantSteps := []string{"check:done", "disable_pool_ha:done", "emergency_ha_disable:done", "wait_rejoin:done", "enable_pool_ha:done", "verify:done"}
 	if !slices.Equal(steps, wantSteps) {
@@ -213,14 +213,14 @@ func TestClearEmergencyModeRefusesWrongOrder(t *testing.T) {
 	if n := p.count("host.emergency_ha_disable"); n != 0 {
 		t.Errorf("emergency_ha_disable called %d times", n)
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, ResultFailed)
+	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, StateFailed)
 }
 
 func TestClearEmergencyModePreconditions(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(p *fakePool) string
-		state  string
+		state  State
 		reason string
 	}{
 		{"host not in emergency mode", func(p *fakePool) string { p.haEnabled = true; return "cluster-a-h3" }, StateSuccess, "already healthy"},
@@ -307,10 +307,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 				t.Errorf("state changed:\n%v\n%v", viewOfNoTime(before), viewOfNoTime(after))
 			}
 			// A repeat of the same episode is not evaluated again.
-			if code, out := h.post(message(firing(tc.alert, "cluster-a", host, "fp", t0))); code != 200 || out["alerts"].([]any)[0].(map[string]any)["verdict"] != VerdictDuplicate {
+			if code, out := h.post(message(firing(tc.alert, "cluster-a", host, "fp", t0))); code != 200 || out["alerts"].([]any)[0].(map[string]any)["verdict"] != string(VerdictDuplicate) {
 				t.Errorf("repeat: %d %v", code, out)
 			}
-			h.waitCounter(1, h.r.metrics.actions, rec.Action, ResultDryRun)
+			h.waitCounter(1, h.r.metrics.actions, rec.Name, StateDryRun)
 		})
 	}
 }
@@ -510,7 +510,7 @@ func TestBudgetCooldownAndBackoff(t *testing.T) {
 	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "attempt budget spent: 2 action(s) wrote to pool cluster-a in the last hour") {
 		t.Fatalf("budget: %s: %s", rec.State, rec.Reason)
 	}
-	if got := h.counter(h.r.metrics.skips, ActionEnablePoolHA, skipBudget); got != 1 {
+	if got := h.counter(h.r.metrics.skips, ActionEnablePoolHA, SkipBudget); got != 1 {
 		t.Errorf("skips_total{reason=budget} = %v", got)
 	}
 	if n := p.count("pool.enable_ha"); n != 2 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -208,9 +209,9 @@ func actionIDs(out map[string]any) []uint64 {
 	return ids
 }
 
-func (h *harness) record(id uint64) *Record {
+func (h *harness) record(id uint64) *Action {
 	h.t.Helper()
-	var rec *Record
+	var rec *Action
 	if err := h.journal.View(func(tx *Tx) error {
 		var err error
 		rec, err = tx.Get(id)
@@ -222,7 +223,7 @@ func (h *harness) record(id uint64) *Record {
 }
 
 // waitFinal polls until the action has a final state.
-func (h *harness) waitFinal(id uint64) *Record {
+func (h *harness) waitFinal(id uint64) *Action {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -271,7 +272,11 @@ func journalText(es []Entry) string {
 	return b.String()
 }
 
-func (h *harness) counter(c prometheus.Collector, labels ...string) float64 {
+func (h *harness) counter(c prometheus.Collector, values ...any) float64 {
+	labels := make([]string, len(values))
+	for i, v := range values {
+		labels[i] = fmt.Sprint(v)
+	}
 	switch v := c.(type) {
 	case *prometheus.CounterVec:
 		return testutil.ToFloat64(v.WithLabelValues(labels...))
@@ -283,7 +288,7 @@ func (h *harness) counter(c prometheus.Collector, labels ...string) float64 {
 
 // waitCounter polls until the metric has the value: metrics follow the
 // journal write that ends an action.
-func (h *harness) waitCounter(want float64, c prometheus.Collector, labels ...string) {
+func (h *harness) waitCounter(want float64, c prometheus.Collector, labels ...any) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for h.counter(c, labels...) != want {

@@ -11,25 +11,16 @@ import (
 	"xsha/xapi"
 )
 
-// Hold sources.
-const (
-	HoldSourceAPI  = "api"
-	HoldSourceFile = "file"
-	HoldSourceAuto = "auto"
-)
-
 // autoHold is the last automatic hold evaluation of a pool.
 type autoHold struct {
 	Reasons []string
 	At      time.Time
 }
 
-// Holds keep actions from starting. An action already running finishes:
-// stopping a repair between disabling and re-enabling pool HA would leave
-// the pool without master failover.
-
 // manualHold returns the hold an operator put on the pool (API or policy
-// file), global holds included.
+// file), global holds included. Holds keep actions from starting; an
+// action already running finishes: stopping a repair between disabling and
+// re-enabling pool HA would leave the pool without master failover.
 func (r *engine) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
 	if reason, ok := pol.heldByFile(pool); ok {
 		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}

@@ -42,8 +42,8 @@ func (r *engine) authorize(w http.ResponseWriter, req *http.Request) bool {
 // recorded (Alertmanager then retries), and 4xx for requests that are not
 // authenticated, well-formed Alertmanager messages; nothing runs then.
 func (r *engine) handleWebhook(w http.ResponseWriter, req *http.Request) {
-	reject := func(result string, code int, msg string) {
-		r.metrics.webhooks.WithLabelValues(result).Inc()
+	reject := func(result webhookResult, code int, msg string) {
+		r.metrics.webhooks.WithLabelValues(string(result)).Inc()
 		r.log.Warn("webhook rejected", "result", result, "code", code, "reason", msg, "remote", req.RemoteAddr)
 		httpError(w, code, msg)
 	}
@@ -72,12 +72,12 @@ func (r *engine) handleWebhook(w http.ResponseWriter, req *http.Request) {
 	}
 	verdicts, err := r.intake(msg, req.RemoteAddr)
 	if err != nil {
-		r.metrics.webhooks.WithLabelValues(webhookJournalError).Inc()
+		r.metrics.webhooks.WithLabelValues(string(webhookJournalError)).Inc()
 		r.log.Error("webhook not recorded", "err", err, "group_key", msg.GroupKey)
 		httpError(w, http.StatusServiceUnavailable, "could not record the alerts; retry")
 		return
 	}
-	r.metrics.webhooks.WithLabelValues(webhookAccepted).Inc()
+	r.metrics.webhooks.WithLabelValues(string(webhookAccepted)).Inc()
 	r.log.Info("webhook accepted", "group_key", msg.GroupKey, "alerts", len(msg.Alerts),
 		"truncated", msg.TruncatedAlerts, "reason", msg.NotificationReason, "remote", req.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"status": "accepted", "alerts": verdicts})
@@ -109,8 +109,8 @@ func limitParam(req *http.Request) int {
 }
 
 // recentActions returns up to limit actions, newest first.
-func (r *engine) recentActions(limit int) ([]*Record, error) {
-	var recs []*Record
+func (r *engine) recentActions(limit int) ([]*Action, error) {
+	var recs []*Action
 	err := r.journal.View(func(tx *Tx) error {
 		var err error
 		recs, err = tx.Recent(limit)
@@ -127,7 +127,7 @@ func (r *engine) handleActions(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if recs == nil {
-		recs = []*Record{}
+		recs = []*Action{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"actions": recs})
 }
@@ -135,7 +135,7 @@ func (r *engine) handleActions(w http.ResponseWriter, req *http.Request) {
 // handleAction is GET /api/v1/actions/{id}: the action and its journal.
 func (r *engine) handleAction(w http.ResponseWriter, req *http.Request) {
 	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
-	var rec *Record
+	var rec *Action
 	var entries []Entry
 	err := r.journal.View(func(tx *Tx) error {
 		var err error

@@ -11,46 +11,71 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Record states. pending and running are open; the others are final and
-// equal the action results.
+// State is where an action is: pending and running are open; the others
+// are final, and the values of the result label of
+// xsha_remediator_actions_total.
+type State string
+
+// Action states.
 const (
-	StatePending   = "pending"
-	StateRunning   = "running"
-	StateSuccess   = ResultSuccess
-	StateFailed    = ResultFailed
-	StateSkipped   = ResultSkipped
-	StateDryRun    = ResultDryRun
-	StateCancelled = "cancelled"
+	StatePending   State = "pending"
+	StateRunning   State = "running"
+	StateSuccess   State = "success"
+	StateFailed    State = "failed"
+	StateSkipped   State = "skipped"
+	StateDryRun    State = "dry_run"
+	StateCancelled State = "cancelled"
 )
+
+// results are the final states an action can end with once it ran or was
+// skipped, pre-set in xsha_remediator_actions_total.
+var results = []State{StateSuccess, StateFailed, StateSkipped, StateDryRun}
+
+// StepState is where a step of an action is.
+type StepState string
 
 // Step states.
 const (
-	StepStarted = "started"
-	StepDone    = "done"
-	StepFailed  = "failed"
+	StepStateStarted StepState = "started"
+	StepStateDone    StepState = "done"
+	StepStateFailed  StepState = "failed"
 )
+
+// Kind is what a journal entry is about.
+type Kind string
 
 // Entry kinds.
 const (
-	KindAlert   = "alert"   // an alert as received
-	KindVerdict = "verdict" // what the policy decided about it
-	KindAction  = "action"  // an action changed state
-	KindStep    = "step"    // a step started or ended
-	KindCall    = "call"    // an XAPI write and its result
-	KindState   = "state"   // live state as read
-	KindHold    = "hold"    // a hold was set or lifted
-	KindNote    = "note"    // anything else worth keeping
+	KindAlert   Kind = "alert"   // an alert as received
+	KindVerdict Kind = "verdict" // what the policy decided about it
+	KindAction  Kind = "action"  // an action changed state
+	KindStep    Kind = "step"    // a step started or ended
+	KindCall    Kind = "call"    // an XAPI write and its result
+	KindState   Kind = "state"   // live state as read
+	KindHold    Kind = "hold"    // a hold was set or lifted
+	KindNote    Kind = "note"    // anything else worth keeping
 )
 
-// Record is one remediation action as journaled.
-type Record struct {
-	ID     uint64 `json:"id"`
-	Action string `json:"action"`
-	Pool   string `json:"pool"`
-	Host   string `json:"host,omitempty"`
+// HoldSource is who holds a pool.
+type HoldSource string
+
+// Hold sources.
+const (
+	HoldSourceAPI  HoldSource = "api"  // an operator, through the hold API
+	HoldSourceFile HoldSource = "file" // the policy file's holds
+	HoldSourceAuto HoldSource = "auto" // the pool's own state (maintenance)
+)
+
+// Action is one remediation action as journaled.
+type Action struct {
+	ID uint64 `json:"id"`
+	// Name says which action it is; the steps follow from it.
+	Name ActionName `json:"action"`
+	Pool string     `json:"pool"`
+	Host string     `json:"host,omitempty"`
 	// State is pending, running, or the result.
-	State  string `json:"state"`
-	DryRun bool   `json:"dry_run"`
+	State  State `json:"state"`
+	DryRun bool  `json:"dry_run"`
 	// Reason says why the action ended as it did.
 	Reason string `json:"reason,omitempty"`
 	// Alert is the alert that asked for the action.
@@ -80,8 +105,8 @@ type AlertRef struct {
 
 // Step is one step of an action.
 type Step struct {
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
+	Name     stepName  `json:"name"`
+	State    StepState `json:"state"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
 	Note     string    `json:"note,omitempty"`
@@ -90,11 +115,11 @@ type Step struct {
 }
 
 // open reports whether the record still has work to do.
-func (r *Record) open() bool { return r.State == StatePending || r.State == StateRunning }
+func (r *Action) open() bool { return r.State == StatePending || r.State == StateRunning }
 
 // target is what cooldown and backoff count against: the pool, or the host
 // within it.
-func (r *Record) target() string { return targetKey(r.Pool, r.Host) }
+func (r *Action) target() string { return targetKey(r.Pool, r.Host) }
 
 func targetKey(pool, host string) string {
 	if host == "" {
@@ -107,9 +132,9 @@ func targetKey(pool, host string) string {
 type Entry struct {
 	Seq      uint64          `json:"seq"`
 	Time     time.Time       `json:"time"`
-	Kind     string          `json:"kind"`
+	Kind     Kind            `json:"kind"`
 	ActionID uint64          `json:"action_id,omitempty"`
-	Action   string          `json:"action,omitempty"`
+	Action   ActionName      `json:"action,omitempty"`
 	Pool     string          `json:"pool,omitempty"`
 	Host     string          `json:"host,omitempty"`
 	Message  string          `json:"message"`
@@ -118,11 +143,10 @@ type Entry struct {
 
 // Hold pauses remediation of one pool, or of every pool when Pool is empty.
 type Hold struct {
-	Pool   string    `json:"pool,omitempty"`
-	Reason string    `json:"reason"`
-	Since  time.Time `json:"since"`
-	// Source is "api", "file" or "auto".
-	Source string `json:"source"`
+	Pool   string     `json:"pool,omitempty"`
+	Reason string     `json:"reason"`
+	Since  time.Time  `json:"since"`
+	Source HoldSource `json:"source"`
 }
 
 // targetState is what cooldown and backoff need about one target.
@@ -134,14 +158,14 @@ type targetState struct {
 
 var (
 	bucketEntries  = []byte("entries")
-	bucketRecords  = []byte("actions")
+	bucketActions  = []byte("actions")
 	bucketOpen     = []byte("open")
 	bucketByAction = []byte("action_entries")
 	bucketEpisodes = []byte("episodes")
 	bucketTargets  = []byte("targets")
 	bucketAttempts = []byte("attempts")
 	bucketHolds    = []byte("holds")
-	allBuckets     = [][]byte{bucketEntries, bucketRecords, bucketOpen, bucketByAction,
+	allBuckets     = [][]byte{bucketEntries, bucketActions, bucketOpen, bucketByAction,
 		bucketEpisodes, bucketTargets, bucketAttempts, bucketHolds}
 )
 
@@ -230,8 +254,8 @@ func (t *Tx) Append(e Entry) error {
 }
 
 // AppendFor adds an entry about the record.
-func (t *Tx) AppendFor(r *Record, kind, msg string, data any) error {
-	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Action, Pool: r.Pool, Host: r.Host, Message: msg}
+func (t *Tx) AppendFor(r *Action, kind Kind, msg string, data any) error {
+	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Name, Pool: r.Pool, Host: r.Host, Message: msg}
 	if data != nil {
 		b, err := json.Marshal(data)
 		if err != nil {
@@ -243,8 +267,8 @@ func (t *Tx) AppendFor(r *Record, kind, msg string, data any) error {
 }
 
 // Create stores a new record, assigning its ID.
-func (t *Tx) Create(r *Record) error {
-	id, err := t.tx.Bucket(bucketRecords).NextSequence()
+func (t *Tx) Create(r *Action) error {
+	id, err := t.tx.Bucket(bucketActions).NextSequence()
 	if err != nil {
 		return err
 	}
@@ -256,12 +280,12 @@ func (t *Tx) Create(r *Record) error {
 }
 
 // Put stores the record and keeps the index of open records.
-func (t *Tx) Put(r *Record) error {
+func (t *Tx) Put(r *Action) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	if err := t.tx.Bucket(bucketRecords).Put(u64(r.ID), v); err != nil {
+	if err := t.tx.Bucket(bucketActions).Put(u64(r.ID), v); err != nil {
 		return err
 	}
 	if r.open() {
@@ -272,7 +296,7 @@ func (t *Tx) Put(r *Record) error {
 
 // Save stores a record the runner holds in memory, keeping what intake
 // may have added meanwhile (episodes and resolved episodes).
-func (t *Tx) Save(r *Record) error {
+func (t *Tx) Save(r *Action) error {
 	if stored, err := t.Get(r.ID); err == nil {
 		for _, e := range stored.Episodes {
 			if !slices.Contains(r.Episodes, e) {
@@ -289,12 +313,12 @@ func (t *Tx) Save(r *Record) error {
 }
 
 // Get returns the record with the ID.
-func (t *Tx) Get(id uint64) (*Record, error) {
-	v := t.tx.Bucket(bucketRecords).Get(u64(id))
+func (t *Tx) Get(id uint64) (*Action, error) {
+	v := t.tx.Bucket(bucketActions).Get(u64(id))
 	if v == nil {
 		return nil, fmt.Errorf("action %d not in the journal", id)
 	}
-	var r Record
+	var r Action
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("action %d: %w", id, err)
 	}
@@ -302,8 +326,8 @@ func (t *Tx) Get(id uint64) (*Record, error) {
 }
 
 // Open returns the open records, oldest first; of one pool unless pool is empty.
-func (t *Tx) Open(pool string) ([]*Record, error) {
-	var out []*Record
+func (t *Tx) Open(pool string) ([]*Action, error) {
+	var out []*Action
 	err := t.tx.Bucket(bucketOpen).ForEach(func(k, v []byte) error {
 		if pool != "" && string(v) != pool {
 			return nil
@@ -319,11 +343,11 @@ func (t *Tx) Open(pool string) ([]*Record, error) {
 }
 
 // Recent returns up to limit records, newest first.
-func (t *Tx) Recent(limit int) ([]*Record, error) {
-	var out []*Record
-	c := t.tx.Bucket(bucketRecords).Cursor()
+func (t *Tx) Recent(limit int) ([]*Action, error) {
+	var out []*Action
+	c := t.tx.Bucket(bucketActions).Cursor()
 	for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-		var r Record
+		var r Action
 		if err := json.Unmarshal(v, &r); err != nil {
 			return nil, err
 		}

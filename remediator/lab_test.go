@@ -418,10 +418,10 @@ func TestLabKilledMidRecoveryResumes(t *testing.T) {
 	id := h.queue("XenServerHostEmergencyMode", "cluster-a", "xs-a1", "fp-em")
 	labWaitFor(t, "the wait_rejoin step", func() (bool, string) {
 		rec := h.record(id)
-		return stepIndex(rec.Steps, stepWaitRejoin) >= 0, fmt.Sprint(rec.Steps)
+		return stepIndex(rec.Steps, stepNameWaitRejoin) >= 0, fmt.Sprint(rec.Steps)
 	})
 	h.stop() // killed
-	if rec := h.record(id); rec.State != StateRunning || rec.Steps[len(rec.Steps)-1].State != StepStarted {
+	if rec := h.record(id); rec.State != StateRunning || rec.Steps[len(rec.Steps)-1].State != StepStateStarted {
 		t.Fatalf("after the kill: %s %+v", rec.State, rec.Steps)
 	}
 	entries := h.entries()

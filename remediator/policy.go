@@ -17,15 +17,6 @@ import (
 	"xsha/config"
 )
 
-// The actions the remediator knows.
-const (
-	ActionEnablePoolHA       = "enable_pool_ha"
-	ActionClearEmergencyMode = "clear_emergency_mode"
-	ActionRejoinHost         = "rejoin_host"
-)
-
-var actionNames = []string{ActionEnablePoolHA, ActionClearEmergencyMode, ActionRejoinHost}
-
 // Policy defaults.
 const (
 	DefaultCooldown           = 10 * time.Minute
@@ -44,7 +35,7 @@ type Policy struct {
 	DryRun bool `yaml:"dry_run"`
 	// Actions maps an action name to the alerts that trigger it and the
 	// pools it may touch. Actions left out are disabled.
-	Actions map[string]ActionPolicy `yaml:"actions"`
+	Actions map[ActionName]ActionPolicy `yaml:"actions"`
 	// Cooldown is the minimum time between the end of a successful action
 	// on a target (pool or host) and the start of the next one.
 	Cooldown model.Duration `yaml:"cooldown"`
@@ -124,10 +115,10 @@ func ParsePolicy(b []byte) (*Policy, error) {
 }
 
 func (p *Policy) validate() error {
-	byAlert := map[string]string{}
+	byAlert := map[string]ActionName{}
 	for name, a := range p.Actions {
-		if !slices.Contains(actionNames, name) {
-			return fmt.Errorf("actions: unknown action %q (known: %v)", name, actionNames)
+		if _, ok := lookupAction(name); !ok {
+			return fmt.Errorf("actions: unknown action %q (known: %s)", name, joined(actionNames()))
 		}
 		if len(a.Alerts) == 0 {
 			return fmt.Errorf("actions: %s: alerts: at least one alert name is required", name)
@@ -190,7 +181,7 @@ func (p *Policy) CheckPools(cfg *config.Config) error {
 }
 
 // ActionFor returns the action the alert name triggers, if any.
-func (p *Policy) ActionFor(alertname string) (string, bool) {
+func (p *Policy) ActionFor(alertname string) (ActionName, bool) {
 	for name, a := range p.Actions {
 		if slices.Contains(a.Alerts, alertname) {
 			return name, true
@@ -200,13 +191,13 @@ func (p *Policy) ActionFor(alertname string) (string, bool) {
 }
 
 // Allows reports whether the action may touch the pool.
-func (p *Policy) Allows(action, pool string) bool {
+func (p *Policy) Allows(action ActionName, pool string) bool {
 	a, ok := p.Actions[action]
 	return ok && slices.Contains(a.Pools, pool)
 }
 
 // DryRunFor reports whether the action runs in dry-run mode.
-func (p *Policy) DryRunFor(action string) bool {
+func (p *Policy) DryRunFor(action ActionName) bool {
 	if a, ok := p.Actions[action]; ok && a.DryRun != nil {
 		return *a.DryRun
 	}

@@ -33,7 +33,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var list struct{ Actions []Record }
+	var list struct{ Actions []Action }
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 
 	code, body = get(t, h.srv.URL+"/api/v1/actions/1")
 	var one struct {
-		Action  Record
+		Action  Action
 		Journal []Entry
 	}
 	if err := json.Unmarshal([]byte(body), &one); code != 200 || err != nil || len(one.Journal) < 5 {
@@ -133,8 +133,8 @@ func TestHoldAPI(t *testing.T) {
 
 func TestMetricNamesAreExposed(t *testing.T) {
 	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
-	h.r.metrics.duration.WithLabelValues(ActionEnablePoolHA).Observe(1)
-	h.r.metrics.skips.WithLabelValues(ActionEnablePoolHA, skipHold).Inc()
+	h.r.metrics.duration.WithLabelValues(string(ActionEnablePoolHA)).Observe(1)
+	h.r.metrics.skips.WithLabelValues(string(ActionEnablePoolHA), string(SkipHold)).Inc()
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -58,22 +58,22 @@ func (r *engine) handleStatus(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	type actionView struct {
-		Name   string
+		Name   ActionName
 		Pools  []string
 		DryRun bool
 	}
 	pol := r.policy.Load()
 	var actions []actionView
-	for _, name := range actionNames {
-		if a, ok := pol.Actions[name]; ok {
-			actions = append(actions, actionView{name, a.Pools, pol.DryRunFor(name)})
+	for _, spec := range actionTable {
+		if a, ok := pol.Actions[spec.name]; ok {
+			actions = append(actions, actionView{spec.name, a.Pools, pol.DryRunFor(spec.name)})
 		}
 	}
 	data := struct {
 		DryRun  bool
 		Actions []actionView
 		Holds   []Hold
-		Records []*Record
+		Records []*Action
 	}{!pol.anyLive(), actions, holds, recs}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := statusTmpl.Execute(w, data); err != nil {
