@@ -43,6 +43,10 @@ func run() int {
 			Default("1MiB").Bytes()
 		journalPath = kingpin.Flag("journal.path", "Journal file, created if missing.").
 				Default("xsha-remediator.db").String()
+		configCheck = kingpin.Flag("config.check",
+			"Check --config.file (parse, validate, read its secret files), print what is wrong and exit; 0 and \"ok\" when good.").Bool()
+		policyCheck = kingpin.Flag("policy.check",
+			"Check --policy.file, print what is wrong and exit; 0 and \"ok\" when good. With --config.check, also that its pools are configured.").Bool()
 		webFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9682")
 	)
 	logConfig := &promslog.Config{}
@@ -50,6 +54,9 @@ func run() int {
 	kingpin.Version(version.Print("xsha-remediator"))
 	kingpin.HelpFlag.Short('h')
 	kingpin.Parse()
+	if *configCheck || *policyCheck {
+		return check(os.Stdout, os.Stderr, *configFile, *policyFile, *configCheck, *policyCheck)
+	}
 	logger := promslog.New(logConfig)
 	logger.Info("starting xsha-remediator", "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
