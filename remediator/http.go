@@ -252,5 +252,6 @@ func (r *engine) router() *mux.Router {
 	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
 	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
 	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
+	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
 	return m
 }

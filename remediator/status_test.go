@@ -62,7 +62,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 			t.Errorf("status page lacks %q", s)
 		}
 	}
-	for _, secret := range []string{testToken, "<script>"} {
+	for _, secret := range []string{testToken, "<script>", "<script>freeze"} {
 		if strings.Contains(page, secret) {
 			t.Errorf("status page shows %q", secret)
 		}

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's
+# Installs the real Prometheus, promtool, Alertmanager and amtool, and the
+# Chromium the remediator's status-page test drives headless, from Debian's
 # packages when they are missing. Tests and the demo use them as they are.
 set -eu
 
@@ -10,6 +11,7 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
 	missing="$missing prometheus-alertmanager"
 fi
 command -v amtool >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 
 if [ -z "$missing" ]; then
 	exit 0
