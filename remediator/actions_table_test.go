@@ -58,7 +58,7 @@ func TestActionTable(t *testing.T) {
 			if !strings.Contains(string(rules), "alert: "+a.alert+"\n") {
 				t.Errorf("alert %s is not in rules/xsha-alerts.yml", a.alert)
 			}
-			if _, err := ParsePolicy([]byte("actions:\n  " + string(a.name) + ": {alerts: [" + a.alert + "], pools: [p]}\n")); err != nil {
+			if _, err := parsePolicy([]byte("actions:\n  " + string(a.name) + ": {alerts: [" + a.alert + "], pools: [p]}\n")); err != nil {
 				t.Errorf("the policy refuses it: %v", err)
 			}
 			if len(a.steps("h")) == 0 {
@@ -71,7 +71,7 @@ func TestActionTable(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParsePolicy([]byte("actions:\n  reboot_everything: {alerts: [A], pools: [p]}\n")); err == nil ||
+	if _, err := parsePolicy([]byte("actions:\n  reboot_everything: {alerts: [A], pools: [p]}\n")); err == nil ||
 		!strings.Contains(err.Error(), "enable_pool_ha, clear_emergency_mode, rejoin_host") {
 		t.Errorf("unknown action: %v", err)
 	}

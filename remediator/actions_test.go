@@ -536,7 +536,7 @@ func TestPolicyReloadSkipsQueuedActions(t *testing.T) {
 	p := newFakePool("cluster-a")
 	h := newHarness(t, livePolicy, p)
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
-	pol, err := ParsePolicy([]byte("dry_run: false\nactions:\n  enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-b]}\n"))
+	pol, err := parsePolicy([]byte("dry_run: false\nactions:\n  enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-b]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

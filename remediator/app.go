@@ -54,7 +54,7 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	cfg     *config.Config
-	journal *Journal
+	journal journal
 	engine  *engine
 	closers []func(context.Context)
 
@@ -89,7 +89,7 @@ func New(opts Options) (*App, error) {
 	if opts.Auth == nil {
 		return nil, errors.New("no webhook authentication (use NoAuth to turn it off)")
 	}
-	var maintenance MaintenanceSource
+	var maintenance maintenanceSource
 	if a.cfg.CloudStack != nil {
 		poller, err := cloudstack.NewPoller(*a.cfg.CloudStack, opts.Logger)
 		if err != nil {
@@ -97,7 +97,7 @@ func New(opts Options) (*App, error) {
 		}
 		maintenance = newCloudStackMaintenance(poller)
 	}
-	if a.journal, err = OpenJournal(opts.JournalPath); err != nil {
+	if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
 		return nil, err
 	}
 	xm := xapi.NewMetrics(opts.Registry)

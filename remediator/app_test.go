@@ -34,7 +34,7 @@ func appFiles(t *testing.T, policy string, pool *fakePool) Options {
 			t.Fatal(err)
 		}
 	}
-	auth, _ := NewBearerAuth(testToken)
+	auth, _ := newBearerAuth(testToken)
 	return Options{ConfigFile: cfg, PolicyFile: pol, JournalPath: filepath.Join(dir, "journal.db"), Auth: auth,
 		NewClient: func(config.Pool, *slog.Logger, *xapi.Metrics) PoolClient { return pool }}
 }

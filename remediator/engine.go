@@ -29,12 +29,12 @@ type engineOptions struct {
 	// Policy is the policy to start with; SetPolicy replaces it.
 	Policy *Policy
 	// Journal is the open journal.
-	Journal *Journal
+	Journal journal
 	// Clients gives each configured pool's XAPI client by pool name.
 	Clients map[string]PoolClient
 	// Maintenance, when set, holds pools whose CloudStack cluster has hosts
 	// in maintenance.
-	Maintenance MaintenanceSource
+	Maintenance maintenanceSource
 	// Auth authenticates the webhook and the hold API; required (use
 	// NoAuth to turn authentication off explicitly).
 	Auth Authenticator
@@ -53,9 +53,9 @@ type engineOptions struct {
 type engine struct {
 	cfg         *config.Config
 	policy      atomic.Pointer[Policy]
-	journal     *Journal
+	journal     journal
 	clients     map[string]PoolClient
-	maintenance MaintenanceSource
+	maintenance maintenanceSource
 	auth        Authenticator
 	maxBody     int64
 	metrics     *metrics
@@ -109,7 +109,7 @@ func newEngine(opts engineOptions) (*engine, error) {
 		r.now = time.Now
 	}
 	r.policy.Store(opts.Policy)
-	r.journal.now = r.now
+	r.journal.setClock(r.now)
 	for _, p := range r.cfg.Pools {
 		r.wake[p.Name] = make(chan struct{}, 1)
 	}

@@ -45,7 +45,7 @@ type harness struct {
 	clients     map[string]PoolClient
 	srv         *httptest.Server
 	journalPath string
-	journal     *Journal
+	journal     journal
 	reg         *prometheus.Registry
 	cfg         *config.Config
 	policy      *Policy
@@ -78,7 +78,7 @@ func newHarnessClock(t *testing.T, policyYAML string, now func() time.Time, pool
 func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolClient, policyYAML string, now func() time.Time) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, clients: clients, journalPath: filepath.Join(t.TempDir(), "journal.db"), now: now}
-	pol, err := ParsePolicy([]byte(policyYAML))
+	pol, err := parsePolicy([]byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +91,12 @@ func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolCli
 // open opens the journal and builds a Remediator on it, as a (re)start does.
 func (h *harness) open() {
 	h.t.Helper()
-	j, err := OpenJournal(h.journalPath)
+	j, err := openBoltJournal(h.journalPath)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.journal = j
-	auth, _ := NewBearerAuth(testToken)
+	auth, _ := newBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
 	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
 		MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
@@ -212,7 +212,7 @@ func actionIDs(out map[string]any) []uint64 {
 func (h *harness) record(id uint64) *Action {
 	h.t.Helper()
 	var rec *Action
-	if err := h.journal.View(func(tx *Tx) error {
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		rec, err = tx.Get(id)
 		return err
@@ -240,7 +240,7 @@ func (h *harness) waitFinal(id uint64) *Action {
 func (h *harness) entries() []Entry {
 	h.t.Helper()
 	var out []Entry
-	if err := h.journal.View(func(tx *Tx) error {
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		out, err = tx.Entries(0, 1<<30)
 		return err
@@ -253,7 +253,7 @@ func (h *harness) entries() []Entry {
 func (h *harness) entriesFor(id uint64) []Entry {
 	h.t.Helper()
 	var out []Entry
-	if err := h.journal.View(func(tx *Tx) error {
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		out, err = tx.EntriesFor(id)
 		return err

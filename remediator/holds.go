@@ -21,7 +21,7 @@ type autoHold struct {
 // file), global holds included. Holds keep actions from starting; an
 // action already running finishes: stopping a repair between disabling and
 // re-enabling pool HA would leave the pool without master failover.
-func (r *engine) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
+func (r *engine) manualHold(tx journalTx, pol *Policy, pool string) (Hold, bool, error) {
 	if reason, ok := pol.heldByFile(pool); ok {
 		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}
 		if pol.Holds.All {
@@ -83,7 +83,7 @@ func (r *engine) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot
 func (r *engine) updateHoldGauges() {
 	pol := r.policy.Load()
 	var api []Hold
-	_ = r.journal.View(func(tx *Tx) error {
+	_ = r.journal.View(func(tx journalTx) error {
 		var err error
 		api, err = tx.Holds()
 		return err
@@ -121,7 +121,7 @@ func (r *engine) holdsView() ([]Hold, error) {
 		reason, _ := pol.heldByFile(p)
 		out = append(out, Hold{Pool: p, Reason: reason, Source: HoldSourceFile})
 	}
-	err := r.journal.View(func(tx *Tx) error {
+	err := r.journal.View(func(tx journalTx) error {
 		api, err := tx.Holds()
 		out = append(out, api...)
 		return err
@@ -154,7 +154,7 @@ func (r *engine) setHold(pool, reason string) error {
 		reason = "held through the API"
 	}
 	h := Hold{Pool: pool, Reason: reason, Since: r.now(), Source: HoldSourceAPI}
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		if err := tx.PutHold(h); err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func (r *engine) setHold(pool, reason string) error {
 // liftHold lifts a hold set through the API and reports whether one was set.
 func (r *engine) liftHold(pool string) (bool, error) {
 	var found bool
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		var err error
 		if found, err = tx.DeleteHold(pool); err != nil || !found {
 			return err

@@ -111,7 +111,7 @@ func limitParam(req *http.Request) int {
 // recentActions returns up to limit actions, newest first.
 func (r *engine) recentActions(limit int) ([]*Action, error) {
 	var recs []*Action
-	err := r.journal.View(func(tx *Tx) error {
+	err := r.journal.View(func(tx journalTx) error {
 		var err error
 		recs, err = tx.Recent(limit)
 		return err
@@ -137,7 +137,7 @@ func (r *engine) handleAction(w http.ResponseWriter, req *http.Request) {
 	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
 	var rec *Action
 	var entries []Entry
-	err := r.journal.View(func(tx *Tx) error {
+	err := r.journal.View(func(tx journalTx) error {
 		var err error
 		if rec, err = tx.Get(id); err != nil {
 			return err
@@ -157,7 +157,7 @@ func (r *engine) handleAction(w http.ResponseWriter, req *http.Request) {
 func (r *engine) handleJournal(w http.ResponseWriter, req *http.Request) {
 	after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
 	var entries []Entry
-	err := r.journal.View(func(tx *Tx) error {
+	err := r.journal.View(func(tx journalTx) error {
 		var err error
 		entries, err = tx.Entries(after, limitParam(req))
 		return err

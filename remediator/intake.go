@@ -85,7 +85,7 @@ func episodeKey(action ActionName, target, fingerprint string, startsAt time.Tim
 func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
 	pol := r.policy.Load()
 	var verdicts []AlertVerdict
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		verdicts = verdicts[:0]
 		for _, a := range msg.Alerts {
 			v, err := r.decide(tx, pol, msg, a, remote)
@@ -118,7 +118,7 @@ func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, er
 
 // decision is one alert being decided within an intake transaction.
 type decision struct {
-	tx               *Tx
+	tx               journalTx
 	v                AlertVerdict
 	name, pool, host string
 }
@@ -153,7 +153,7 @@ func (d *decision) record(rec *Action, key, msg string) error {
 // and returns the skipped verdict.
 func (d *decision) skip(pol *Policy, ref AlertRef, key string, kind SkipReason, reason string) (AlertVerdict, error) {
 	rec := &Action{Name: d.v.action, Pool: d.pool, Host: d.host, State: StateSkipped, Reason: reason,
-		Alert: ref, Episodes: []string{key}, DryRun: pol.DryRunFor(d.v.action), Finished: d.tx.now()}
+		Alert: ref, Episodes: []string{key}, DryRun: pol.dryRunFor(d.v.action), Finished: d.tx.now()}
 	if err := d.record(rec, key, "skipped: "+reason); err != nil {
 		return d.v, err
 	}
@@ -165,7 +165,7 @@ func (d *decision) skip(pol *Policy, ref AlertRef, key string, kind SkipReason, 
 // labels: ignored, resolved (cancelling a pending action), a duplicate of
 // an episode already answered, joined to an open action on the same target,
 // skipped, or queued as a new action.
-func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
+func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
 	d := &decision{tx: tx, name: a.Labels["alertname"], pool: a.Labels["pool"], host: a.Labels["host"]}
 	d.v = AlertVerdict{Fingerprint: a.Fingerprint, Alert: d.name, Status: a.Status, pool: d.pool}
 	err := tx.Append(Entry{Kind: KindAlert, Pool: d.pool, Host: d.host,
@@ -178,7 +178,7 @@ func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Al
 		return d.v, err
 	}
 
-	action, ok := pol.ActionFor(d.name)
+	action, ok := pol.actionFor(d.name)
 	if !ok {
 		return d.verdict(VerdictIgnored, "no action is enabled for this alert", nil)
 	}
@@ -197,7 +197,7 @@ func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Al
 		return d.skip(pol, ref, key, SkipBadAlert, "the alert has no pool label")
 	case needsHost(action) && d.host == "":
 		return d.skip(pol, ref, key, SkipBadAlert, "the alert has no host label")
-	case !pol.Allows(action, d.pool):
+	case !pol.allows(action, d.pool):
 		return d.skip(pol, ref, key, SkipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, d.pool))
 	case !configured:
 		return d.skip(pol, ref, key, SkipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", d.pool))
@@ -213,7 +213,7 @@ func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Al
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
 		case prev.State == StateSuccess, prev.State == StateCancelled:
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
-		case prev.State == StateDryRun && pol.DryRunFor(action):
+		case prev.State == StateDryRun && pol.dryRunFor(action):
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
 		}
 		// Failed or skipped before, or dry-run then and live now: evaluate again.
@@ -246,7 +246,7 @@ func (r *engine) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Al
 		return d.skip(pol, ref, key, kind, reason)
 	}
 	rec := &Action{Name: action, Pool: d.pool, Host: d.host, State: StatePending,
-		DryRun: pol.DryRunFor(action), Alert: ref, Episodes: []string{key}}
+		DryRun: pol.dryRunFor(action), Alert: ref, Episodes: []string{key}}
 	queued := "queued"
 	if rec.DryRun {
 		queued = "queued in dry-run mode"
@@ -297,9 +297,9 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 // gate applies the policy (which may have been reloaded since the alert
 // came), holds set by operators, cooldown, backoff and the hourly attempt
 // budget. It returns the skip reason kind and text, or "".
-func (r *engine) gate(tx *Tx, pol *Policy, action ActionName, pool, host string) (SkipReason, string, error) {
+func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host string) (SkipReason, string, error) {
 	now := tx.now()
-	if !pol.Allows(action, pool) {
+	if !pol.allows(action, pool) {
 		return SkipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil
 	}
 	if h, ok, err := r.manualHold(tx, pol, pool); err != nil {

@@ -9,9 +9,9 @@ import (
 	"xsha/cloudstack"
 )
 
-// MaintenanceSource tells whether CloudStack has hosts of a cluster in
+// maintenanceSource tells whether CloudStack has hosts of a cluster in
 // maintenance. Remediation of the pool backing the cluster is held while it does.
-type MaintenanceSource interface {
+type maintenanceSource interface {
 	// HostsInMaintenance returns the names of the cluster's hosts whose
 	// resource state is a maintenance state (PrepareForMaintenance,
 	// Maintenance, ErrorInPrepareForMaintenance, ErrorInMaintenance).
@@ -27,19 +27,19 @@ var maintenanceStates = map[string]bool{
 	"ErrorInMaintenance":           true,
 }
 
-// cloudStackMaintenance is a MaintenanceSource that polls CloudStack
+// cloudStackMaintenance is a maintenanceSource that polls CloudStack
 // afresh for every question, so a hold follows what CloudStack says now.
 type cloudStackMaintenance struct {
 	mu sync.Mutex // Poll calls must not overlap
 	p  *cloudstack.Poller
 }
 
-// newCloudStackMaintenance returns a MaintenanceSource on the poller.
+// newCloudStackMaintenance returns a maintenanceSource on the poller.
 func newCloudStackMaintenance(p *cloudstack.Poller) *cloudStackMaintenance {
 	return &cloudStackMaintenance{p: p}
 }
 
-// HostsInMaintenance implements MaintenanceSource.
+// HostsInMaintenance implements maintenanceSource.
 func (m *cloudStackMaintenance) HostsInMaintenance(ctx context.Context, cluster string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

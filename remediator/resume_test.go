@@ -82,7 +82,7 @@ func TestCrashBeforeWriteReports(t *testing.T) {
 	pol := strings.Replace(livePolicy, "step_timeout: 30s", "step_timeout: 200ms", 1)
 	h := newHarness(t, pol, p)
 	// Journal an action that was about to call pool.enable_ha when it died.
-	err := h.journal.Update(func(tx *Tx) error {
+	err := h.journal.Update(func(tx journalTx) error {
 		rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Wrote: true,
 			Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted, Calls: []string{"pool.enable_ha"}}}}
 		return tx.Create(rec)
@@ -122,7 +122,7 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 			h := newHarness(t, tc.policy, p)
 			// Journal a live action stopped after its check step, before
 			// pool.enable_ha was journaled or made.
-			err := h.journal.Update(func(tx *Tx) error {
+			err := h.journal.Update(func(tx journalTx) error {
 				rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Started: t0,
 					Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted}}}
 				return tx.Create(rec)

@@ -37,7 +37,7 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 	for {
 		for ctx.Err() == nil {
 			var open []*Action
-			err := r.journal.View(func(tx *Tx) error {
+			err := r.journal.View(func(tx journalTx) error {
 				var err error
 				open, err = tx.Open(pool.Name)
 				return err
@@ -114,7 +114,7 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 	var skipKind SkipReason
 	var msg string
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		cur, err := tx.Get(rec.ID)
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 			skipKind = kind
 			return r.finishTx(tx, rec, StateSkipped, reason)
 		}
-		rec.DryRun = rec.DryRun || pol.DryRunFor(rec.Name)
+		rec.DryRun = rec.DryRun || pol.dryRunFor(rec.Name)
 		msg = "started"
 		if rec.State == StateRunning {
 			rec.Resumed++
@@ -184,7 +184,7 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 	rec := x.rec
 	i := stepIndex(rec.Steps, s.name)
 	x.resumed = i >= 0
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		msg := fmt.Sprintf("step %s started", s.name)
 		if x.resumed {
 			rec.Steps[i].Started, rec.Steps[i].Note = tx.now(), "resumed after an interruption"
@@ -223,7 +223,7 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 		stepState, note = StepStateFailed, runErr.Error()
 		final, reason = StateFailed, fmt.Sprintf("step %s failed: %v", s.name, runErr)
 	}
-	err = r.journal.Update(func(tx *Tx) error {
+	err = r.journal.Update(func(tx journalTx) error {
 		st := &rec.Steps[x.stepIdx]
 		st.State, st.Finished, st.Note = stepState, tx.now(), note
 		if err := tx.Save(rec); err != nil {
@@ -255,7 +255,7 @@ func stepIndex(steps []Step, name stepName) int {
 
 // finish records the end of a running action.
 func (r *engine) finish(rec *Action, state State, skip SkipReason, reason string) error {
-	err := r.journal.Update(func(tx *Tx) error { return r.finishTx(tx, rec, state, reason) })
+	err := r.journal.Update(func(tx journalTx) error { return r.finishTx(tx, rec, state, reason) })
 	if err != nil {
 		return err
 	}
@@ -282,7 +282,7 @@ func (r *engine) ended(rec *Action, skip SkipReason) {
 }
 
 // finishTx sets the final state and keeps cooldown and backoff current.
-func (r *engine) finishTx(tx *Tx, rec *Action, state State, reason string) error {
+func (r *engine) finishTx(tx journalTx, rec *Action, state State, reason string) error {
 	now := tx.now()
 	rec.State, rec.Reason, rec.Finished = state, reason, now
 	ts, err := tx.target(rec.target())

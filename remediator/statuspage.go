@@ -118,7 +118,7 @@ func (r *engine) handleStatus(w http.ResponseWriter, req *http.Request) {
 	var actions []actionView
 	for _, spec := range actionTable {
 		if a, ok := pol.Actions[spec.name]; ok {
-			actions = append(actions, actionView{spec.name, a.Pools, pol.DryRunFor(spec.name)})
+			actions = append(actions, actionView{spec.name, a.Pools, pol.dryRunFor(spec.name)})
 		}
 	}
 	data := struct {

@@ -30,7 +30,7 @@ type execution struct {
 
 // journal appends an entry about the action.
 func (x *execution) journal(kind Kind, msg string, data any) error {
-	return x.r.journal.Update(func(tx *Tx) error { return tx.AppendFor(x.rec, kind, string(x.step)+": "+msg, data) })
+	return x.r.journal.Update(func(tx journalTx) error { return tx.AppendFor(x.rec, kind, string(x.step)+": "+msg, data) })
 }
 
 // read re-reads live state through XAPI and journals what it saw.
@@ -73,7 +73,7 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 		// its effect on live state, and fails the action if it is missing.
 		return x.journal(KindNote, method+" was called before the interruption; not calling it again, its effect is checked on live state", nil)
 	}
-	err := x.r.journal.Update(func(tx *Tx) error {
+	err := x.r.journal.Update(func(tx journalTx) error {
 		st.Calls = append(st.Calls, method)
 		if !x.rec.Wrote {
 			x.rec.Wrote = true
