@@ -162,6 +162,9 @@ func (a *App) Handler() http.Handler {
 // HTTP server fails. A running action is interrupted at shutdown and
 // resumes at the next start.
 func (a *App) Run(ctx context.Context) error {
+	if a.opts.Listeners == nil && (a.opts.Web == nil || a.opts.Web.WebListenAddresses == nil) {
+		return errors.New("nothing to listen on: set Options.Web or Options.Listeners")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runDone := make(chan struct{})

@@ -22,7 +22,7 @@ import (
 // defaultMaxBodyBytes caps webhook request bodies.
 const defaultMaxBodyBytes = 1 << 20
 
-// Options configure a Remediator.
+// engineOptions configure an engine.
 type engineOptions struct {
 	// Config is the shared configuration; its pools are the ones acted on.
 	Config *config.Config
@@ -48,7 +48,7 @@ type engineOptions struct {
 	Now func() time.Time
 }
 
-// Remediator is the webhook intake, the journal-backed queue and the
+// engine is the webhook intake, the journal-backed queue and the
 // per-pool action runners.
 type engine struct {
 	cfg         *config.Config

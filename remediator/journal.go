@@ -109,7 +109,7 @@ type Step struct {
 	Calls []string `json:"calls,omitempty"`
 }
 
-// open reports whether the record still has work to do.
+// open reports whether the action still has work to do.
 func (r *Action) open() bool { return r.State == StatePending || r.State == StateRunning }
 
 // target is what cooldown and backoff count against: the pool, or the host

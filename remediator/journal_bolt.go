@@ -111,7 +111,7 @@ func (t *boltTx) Append(e Entry) error {
 	return nil
 }
 
-// AppendFor adds an entry about the record.
+// AppendFor adds an entry about the action.
 func (t *boltTx) AppendFor(r *Action, kind Kind, msg string, data any) error {
 	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Name, Pool: r.Pool, Host: r.Host, Message: msg}
 	if data != nil {
@@ -124,7 +124,7 @@ func (t *boltTx) AppendFor(r *Action, kind Kind, msg string, data any) error {
 	return t.Append(e)
 }
 
-// Create stores a new record, assigning its ID.
+// Create stores a new action, assigning its ID.
 func (t *boltTx) Create(r *Action) error {
 	id, err := t.tx.Bucket(bucketActions).NextSequence()
 	if err != nil {
@@ -137,7 +137,7 @@ func (t *boltTx) Create(r *Action) error {
 	return t.Put(r)
 }
 
-// Put stores the record and keeps the index of open records.
+// Put stores the action and keeps the index of open actions.
 func (t *boltTx) Put(r *Action) error {
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -152,7 +152,7 @@ func (t *boltTx) Put(r *Action) error {
 	return t.tx.Bucket(bucketOpen).Delete(u64(r.ID))
 }
 
-// Save stores a record the runner holds in memory, keeping what intake
+// Save stores an action the runner holds in memory, keeping what intake
 // may have added meanwhile (episodes and resolved episodes).
 func (t *boltTx) Save(r *Action) error {
 	if stored, err := t.Get(r.ID); err == nil {
@@ -170,7 +170,7 @@ func (t *boltTx) Save(r *Action) error {
 	return t.Put(r)
 }
 
-// Get returns the record with the ID.
+// Get returns the action with the ID.
 func (t *boltTx) Get(id uint64) (*Action, error) {
 	v := t.tx.Bucket(bucketActions).Get(u64(id))
 	if v == nil {
@@ -183,7 +183,7 @@ func (t *boltTx) Get(id uint64) (*Action, error) {
 	return &r, nil
 }
 
-// Open returns the open records, oldest first; of one pool unless pool is empty.
+// Open returns the open actions, oldest first; of one pool unless pool is empty.
 func (t *boltTx) Open(pool string) ([]*Action, error) {
 	var out []*Action
 	err := t.tx.Bucket(bucketOpen).ForEach(func(k, v []byte) error {
@@ -200,7 +200,7 @@ func (t *boltTx) Open(pool string) ([]*Action, error) {
 	return out, err
 }
 
-// Recent returns up to limit records, newest first.
+// Recent returns up to limit actions, newest first.
 func (t *boltTx) Recent(limit int) ([]*Action, error) {
 	var out []*Action
 	c := t.tx.Bucket(bucketActions).Cursor()

@@ -76,7 +76,7 @@ func end(state State, skip SkipReason, reason string) error {
 	return &endError{state: state, skip: skip, reason: reason}
 }
 
-// execute runs one open record to its end, or until ctx is cancelled. It
+// execute runs one open action to its end, or until ctx is cancelled. It
 // returns an error only when the journal could not be written.
 func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) error {
 	pol := r.policy.Load()
@@ -102,12 +102,12 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 	return r.finish(rec, StateSuccess, "", "done")
 }
 
-// begin starts an open record and reports whether its steps are to run.
+// begin starts an open action and reports whether its steps are to run.
 //
-// A pending record, and a running one that had not written anything when
+// A pending action, and a running one that had not written anything when
 // it was interrupted, goes through the gate again under the current policy
 // (which may have been reloaded, turned dry-run on, or set a hold since):
-// it is skipped, or (re)started from its first step. A running record that
+// it is skipped, or (re)started from its first step. A running action that
 // has written resumes where it stopped, whatever the policy says now:
 // stopping a repair between disabling and re-enabling pool HA would leave
 // the pool without master failover.
@@ -179,7 +179,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 // final state in the same transaction as its own end, so no crash can leave
 // an ended step in front of an open action. It reports whether the action
 // ended; when ctx is cancelled mid-step nothing more is written and the
-// record stays running for the next Run.
+// action stays running for the next Run.
 func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, error) {
 	rec := x.rec
 	i := stepIndex(rec.Steps, s.name)
