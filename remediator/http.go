@@ -1,9 +1,5 @@
 package remediator
 
-// The HTTP side of the remediator: the Alertmanager webhook, the JSON API
-// (actions, journal, holds), authentication of the requests that can make
-// it act, and the routes. The status page is in statuspage.go.
-
 import (
 	"encoding/json"
 	"errors"
@@ -15,6 +11,35 @@ import (
 
 	"github.com/gorilla/mux"
 )
+
+// router serves the remediator's HTTP side, with gorilla/mux as the
+// design names: the Alertmanager webhook, the JSON API (actions, journal,
+// holds), the status page (statuspage.go) and the health endpoints.
+// App.Handler adds /metrics. This file holds the handlers and the
+// authentication of the requests that can make the remediator act.
+func (r *engine) router() *mux.Router {
+	m := mux.NewRouter()
+	m.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "Healthy\n")
+	})
+	m.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !r.ready() {
+			http.Error(w, "Not ready: the pool runners have not started", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "Ready\n")
+	})
+	m.HandleFunc("/webhook", r.handleWebhook)
+	m.HandleFunc("/api/v1/actions", r.handleActions).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/actions/{id:[0-9]+}", r.handleAction).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/journal", r.handleJournal).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
+	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
+	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
+	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
+	return m
+}
 
 // authenticated reports whether the request carries valid credentials;
 // when it does not, it sets the WWW-Authenticate challenge of the answer.
@@ -227,31 +252,4 @@ func (r *engine) handleDeleteHold(w http.ResponseWriter, req *http.Request) {
 	}
 	r.log.Info("hold lifted", "pool", pool, "remote", req.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "lifted"})
-}
-
-// router serves the webhook, the API, the status page and the health
-// endpoints, with gorilla/mux as the design names; App.Handler adds
-// /metrics.
-func (r *engine) router() *mux.Router {
-	m := mux.NewRouter()
-	m.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "Healthy\n")
-	})
-	m.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !r.ready() {
-			http.Error(w, "Not ready: the pool runners have not started", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "Ready\n")
-	})
-	m.HandleFunc("/webhook", r.handleWebhook)
-	m.HandleFunc("/api/v1/actions", r.handleActions).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/actions/{id:[0-9]+}", r.handleAction).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/journal", r.handleJournal).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
-	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
-	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
-	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
-	return m
 }
