@@ -27,18 +27,27 @@ func readmePolicy(t *testing.T) string {
 	return path
 }
 
+// checkCase is one run of the check.
+type checkCase struct {
+	name                     string
+	config, policy           string
+	checkConfig, checkPolicy bool
+	// wantErr is part of what is printed when the check fails; empty
+	// when it passes.
+	wantErr string
+}
+
 func TestCheck(t *testing.T) {
-	readme := readmePolicy(t)
-	for _, tc := range []struct {
-		name                     string
-		config, policy           string
-		checkConfig, checkPolicy bool
-		// wantErr is part of what is printed when the check fails; empty
-		// when it passes.
-		wantErr string
-	}{
-		{"shipped deploy policy", "testdata/xsha.yml", "../../deploy/xsha/policy.yml", true, true, ""},
-		{"README policy example", "testdata/xsha.yml", readme, true, true, ""},
+	shipped, err := filepath.Glob("../../deploy/xsha/*.yml")
+	if err != nil || len(shipped) < 2 {
+		t.Fatalf("deploy/xsha policies: %v %v", shipped, err)
+	}
+	var cases []checkCase
+	for _, p := range shipped {
+		cases = append(cases, checkCase{"shipped " + filepath.Base(p), "testdata/xsha.yml", p, true, true, ""})
+	}
+	cases = append(cases, []checkCase{
+		{"README policy example", "testdata/xsha.yml", readmePolicy(t), true, true, ""},
 		{"empty policy", "", "testdata/policy-empty.yml", false, true, ""},
 		{"configuration alone", "testdata/xsha.yml", "", true, false, ""},
 		{"policy alone does not need the configuration", "testdata/no-such-file.yml", "testdata/policy-unknown-pool.yml", false, true, ""},
@@ -51,7 +60,8 @@ func TestCheck(t *testing.T) {
 		{"unknown configuration key", "testdata/xsha-unknown-key.yml", "", true, false, "heartbeat"},
 		{"missing password file", "testdata/xsha-missing-password-file.yml", "", true, false, "no-such-file"},
 		{"both bad", "testdata/xsha-unknown-key.yml", "testdata/policy-unknown-key.yml", true, true, "policy-unknown-key.yml"},
-	} {
+	}...)
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := check(&out, &errOut, tc.config, tc.policy, tc.checkConfig, tc.checkPolicy)
