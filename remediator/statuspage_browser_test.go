@@ -136,7 +136,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 func TestStatusPageInBrowser(t *testing.T) {
 	chromium(t)
 	sc := labScenario()
-	sc.Durations.EnableHA = scenario.Duration(3000 * time.Second) // 30 s here: the action is seen running
+	sc.Durations.EnableHA = scenario.Duration(30000 * time.Second) // 5 min here: the action stays running throughout
 	l := startLab(t, sc)
 	h := newLabHarness(t, l, browserPolicy, nil)
 	h.start()
@@ -146,7 +146,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if finished.State != StateSuccess {
 		t.Fatalf("finished action: %s: %s", finished.State, finished.Reason)
 	}
-	// Running: pool.enable_ha on cluster-a takes 30 s.
+	// Running: pool.enable_ha on cluster-a takes 5 minutes.
 	running := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp-run")
 	labWaitFor(t, "enable_pool_ha to call pool.enable_ha", func() (bool, string) {
 		rec := h.record(running)
