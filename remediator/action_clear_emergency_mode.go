@@ -15,20 +15,20 @@ import (
 // emergency_ha_disable while pool HA is still on leaves the host disarmed
 // under an HA-enabled pool, which after its next xapi restart is permanent
 // emergency mode (HA_POOL_IS_ENABLED_BUT_HOST_IS_DISABLED).
-func clearEmergencyModeSteps(host string) []step {
-	return []step{
-		{name: stepCheck, run: func(ctx context.Context, x *execution) error { return checkClearEmergencyMode(ctx, x, host) }},
+func clearEmergencyModeSteps(host string) []stepSpec {
+	return []stepSpec{
+		{name: stepNameCheck, run: func(ctx context.Context, x *execution) error { return checkClearEmergencyMode(ctx, x, host) }},
 		disablePoolHAStep(func(s *xapi.Snapshot) error {
 			h, ok := s.Host(host)
 			switch {
 			case !ok:
-				return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+				return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
 			case h.Probe.Role != xapi.RoleEmergency:
 				return end(StateSuccess, "", fmt.Sprintf("host %s left emergency mode by itself (%s); pool left untouched", host, hostState(h)))
 			}
 			return nil
 		}),
-		{name: stepEmergencyHADisable, run: func(ctx context.Context, x *execution) error { return emergencyHADisable(ctx, x, host) }},
+		{name: stepNameEmergencyHADisable, run: func(ctx context.Context, x *execution) error { return emergencyHADisable(ctx, x, host) }},
 		waitRejoinStep(host),
 		enablePoolHAStep(),
 		verifyStep(host),
@@ -43,15 +43,15 @@ func checkClearEmergencyMode(ctx context.Context, x *execution, host string) err
 	h, ok := s.Host(host)
 	switch {
 	case !ok:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
 	case h.Probe.Role == xapi.RoleUnreachable:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s does not answer; nothing can be cleared until it is back", host))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer; nothing can be cleared until it is back", host))
 	case h.Probe.Role != xapi.RoleEmergency:
 		return end(StateSuccess, "", fmt.Sprintf("already healthy: host %s is not in emergency mode (%s)", host, hostState(h)))
 	case h.IsMaster:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is pool.master but answers in emergency mode; not a case this action repairs", host))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is pool.master but answers in emergency mode; not a case this action repairs", host))
 	case h.Address == "":
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s has no address in XAPI", host))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s has no address in XAPI", host))
 	}
 	var writes []string
 	if s.HAEnabled {

@@ -10,9 +10,9 @@ import (
 // attached PBD on every host, every host live and enabled, no host in
 // emergency mode, no VM with a XenServer HA restart priority. Then
 // pool.enable_ha with that SR only, and verify.
-func enablePoolHASteps() []step {
-	return []step{
-		{name: stepCheck, run: checkEnablePoolHA},
+func enablePoolHASteps() []stepSpec {
+	return []stepSpec{
+		{name: stepNameCheck, run: checkEnablePoolHA},
 		enablePoolHAStep(),
 		verifyStep(""),
 	}
@@ -30,7 +30,7 @@ func checkEnablePoolHA(ctx context.Context, x *execution) error {
 		return err
 	}
 	if b := enableBlockers(s, x.pool.HeartbeatSR, ""); len(b) > 0 {
-		return end(StateSkipped, skipPrecondition, "precondition failed, pool left untouched: "+strings.Join(b, "; "))
+		return end(StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+strings.Join(b, "; "))
 	}
 	if x.rec.DryRun {
 		return end(StateDryRun, "", planText(enableCall(x, s), "wait until pool HA is enabled"))

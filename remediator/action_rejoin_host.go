@@ -11,14 +11,14 @@ import (
 // master, but cannot join the HA liveset while pool HA is on, so the
 // master does not see it live. Disable pool HA, wait for the host to join,
 // re-enable pool HA through enable_pool_ha's checks.
-func rejoinHostSteps(host string) []step {
-	return []step{
-		{name: stepCheck, run: func(ctx context.Context, x *execution) error { return checkRejoinHost(ctx, x, host) }},
+func rejoinHostSteps(host string) []stepSpec {
+	return []stepSpec{
+		{name: stepNameCheck, run: func(ctx context.Context, x *execution) error { return checkRejoinHost(ctx, x, host) }},
 		disablePoolHAStep(func(s *xapi.Snapshot) error {
 			h, ok := s.Host(host)
 			switch {
 			case !ok:
-				return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+				return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
 			case h.Live:
 				return end(StateSuccess, "", fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h)))
 			}
@@ -37,7 +37,7 @@ func checkRejoinHost(ctx context.Context, x *execution, host string) error {
 	}
 	h, ok := s.Host(host)
 	if !ok {
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
 	}
 	if h.Live {
 		return end(StateSuccess, "", fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h)))
@@ -45,13 +45,13 @@ func checkRejoinHost(ctx context.Context, x *execution, host string) error {
 	master, _ := s.Master()
 	switch {
 	case !s.HAEnabled:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("pool HA is off, so nothing keeps host %s out; it rejoins by itself", host))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("pool HA is off, so nothing keeps host %s out; it rejoins by itself", host))
 	case h.Probe.Role == xapi.RoleEmergency:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s is in emergency mode; that is clear_emergency_mode's case", host))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is in emergency mode; that is clear_emergency_mode's case", host))
 	case h.Probe.Role != xapi.RoleSlave:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s does not answer as a slave (%s); disabling pool HA would not bring it back", host, hostState(h)))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer as a slave (%s); disabling pool HA would not bring it back", host, hostState(h)))
 	case master.Address != "" && h.Probe.MasterAddress != master.Address:
-		return end(StateSkipped, skipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
+		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
 	}
 	return checkRepair(ctx, x, s, host, "call pool.disable_ha")
 }

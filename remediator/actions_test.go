@@ -55,7 +55,7 @@ func TestEnablePoolHASwitchesHABackOn(t *testing.T) {
 			t.Errorf("journal lacks %q:\n%s", s, text)
 		}
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, ResultSuccess)
+	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSuccess)
 	if got := h.counter(h.r.metrics.webhooks, webhookAccepted); got != 1 {
 		t.Errorf("webhooks_total accepted = %v", got)
 	}
@@ -159,7 +159,7 @@ func TestEnablePoolHAPreconditions(t *testing.T) {
 			if p.HAEnabled() {
 				t.Error("HA enabled")
 			}
-			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, ResultSkipped)
+			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSkipped)
 		})
 	}
 }
@@ -185,7 +185,7 @@ func TestClearEmergencyModeRecoversOldMaster(t *testing.T) {
 	}
 	var steps []string
 	for _, st := range rec.Steps {
-		steps = append(steps, st.Name+":"+st.State)
+		steps = append(steps, string(st.Name)+":"+string(st.State))
 	}
 	wantSteps := []string{"check:done", "disable_pool_ha:done", "emergency_ha_disable:done", "wait_rejoin:done", "enable_pool_ha:done", "verify:done"}
 	if !slices.Equal(steps, wantSteps) {
@@ -213,14 +213,14 @@ func TestClearEmergencyModeRefusesWrongOrder(t *testing.T) {
 	if n := p.count("host.emergency_ha_disable"); n != 0 {
 		t.Errorf("emergency_ha_disable called %d times", n)
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, ResultFailed)
+	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, StateFailed)
 }
 
 func TestClearEmergencyModePreconditions(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(p *fakePool) string
-		state  string
+		state  State
 		reason string
 	}{
 		{"host not in emergency mode", func(p *fakePool) string { p.haEnabled = true; return "cluster-a-h3" }, StateSuccess, "already healthy"},
@@ -307,10 +307,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 				t.Errorf("state changed:\n%v\n%v", viewOfNoTime(before), viewOfNoTime(after))
 			}
 			// A repeat of the same episode is not evaluated again.
-			if code, out := h.post(message(firing(tc.alert, "cluster-a", host, "fp", t0))); code != 200 || out["alerts"].([]any)[0].(map[string]any)["verdict"] != VerdictDuplicate {
+			if code, out := h.post(message(firing(tc.alert, "cluster-a", host, "fp", t0))); code != 200 || out["alerts"].([]any)[0].(map[string]any)["verdict"] != string(VerdictDuplicate) {
 				t.Errorf("repeat: %d %v", code, out)
 			}
-			h.waitCounter(1, h.r.metrics.actions, rec.Action, ResultDryRun)
+			h.waitCounter(1, h.r.metrics.actions, rec.Name, StateDryRun)
 		})
 	}
 }
@@ -342,13 +342,13 @@ func TestHoldsStopActions(t *testing.T) {
 	}{
 		{name: "API hold on the pool", policy: livePolicy,
 			setup: func(t *testing.T, h *harness) {
-				if err := h.r.SetHold("cluster-a", "storage migration tonight"); err != nil {
+				if err := h.r.setHold("cluster-a", "storage migration tonight"); err != nil {
 					t.Fatal(err)
 				}
 			},
 			reason: "hold on pool cluster-a (api): storage migration tonight",
 			lift: func(t *testing.T, h *harness) {
-				if found, err := h.r.LiftHold("cluster-a"); err != nil || !found {
+				if found, err := h.r.liftHold("cluster-a"); err != nil || !found {
 					t.Fatalf("lifting: %v %v", found, err)
 				}
 			}},
@@ -412,7 +412,7 @@ func TestDuplicateAndConcurrentWebhooksRunOneAction(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	recs, err := h.r.Actions(100)
+	recs, err := h.r.recentActions(100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestDuplicateAndConcurrentWebhooksRunOneAction(t *testing.T) {
 	if n := p.count("pool.enable_ha"); n != 1 {
 		t.Errorf("pool.enable_ha called %d times", n)
 	}
-	if recs, _ := h.r.Actions(100); len(recs) != 1 {
+	if recs, _ := h.r.recentActions(100); len(recs) != 1 {
 		t.Errorf("%d actions after repeats", len(recs))
 	}
 }
@@ -471,7 +471,7 @@ func TestResolvedCancelsPendingAndNeverWrites(t *testing.T) {
 	if rec := h.record(id); rec.State != StateCancelled || len(rec.Steps) != 0 {
 		t.Errorf("the cancelled action ran: %s %+v", rec.State, rec.Steps)
 	}
-	if recs, _ := h.r.Actions(10); len(recs) != 2 {
+	if recs, _ := h.r.recentActions(10); len(recs) != 2 {
 		t.Errorf("%d actions, want the cancelled one and the barrier", len(recs))
 	}
 }
@@ -510,7 +510,7 @@ func TestBudgetCooldownAndBackoff(t *testing.T) {
 	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "attempt budget spent: 2 action(s) wrote to pool cluster-a in the last hour") {
 		t.Fatalf("budget: %s: %s", rec.State, rec.Reason)
 	}
-	if got := h.counter(h.r.metrics.skips, ActionEnablePoolHA, skipBudget); got != 1 {
+	if got := h.counter(h.r.metrics.skips, ActionEnablePoolHA, SkipBudget); got != 1 {
 		t.Errorf("skips_total{reason=budget} = %v", got)
 	}
 	if n := p.count("pool.enable_ha"); n != 2 {
@@ -536,7 +536,7 @@ func TestPolicyReloadSkipsQueuedActions(t *testing.T) {
 	p := newFakePool("cluster-a")
 	h := newHarness(t, livePolicy, p)
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
-	pol, err := ParsePolicy([]byte("dry_run: false\nactions:\n  enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-b]}\n"))
+	pol, err := parsePolicy([]byte("dry_run: false\nactions:\n  enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-b]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,8 @@ func (d digest) equal(s string) bool {
 // BearerAuth accepts requests with "Authorization: Bearer <token>".
 type BearerAuth struct{ token digest }
 
-// NewBearerAuth returns an authenticator for the token.
-func NewBearerAuth(token string) (*BearerAuth, error) {
+// newBearerAuth returns an authenticator for the token.
+func newBearerAuth(token string) (*BearerAuth, error) {
 	if token == "" {
 		return nil, errors.New("bearer token is empty")
 	}
@@ -56,8 +56,8 @@ func (a *BearerAuth) Challenge() string { return `Bearer realm="xsha-remediator"
 // BasicAuth accepts requests with HTTP basic authentication.
 type BasicAuth struct{ user, password digest }
 
-// NewBasicAuth returns an authenticator for the user and password.
-func NewBasicAuth(user, password string) (*BasicAuth, error) {
+// newBasicAuth returns an authenticator for the user and password.
+func newBasicAuth(user, password string) (*BasicAuth, error) {
 	if user == "" || password == "" {
 		return nil, errors.New("basic auth user and password must not be empty")
 	}
@@ -118,7 +118,7 @@ func ReadBearerTokenFile(path string) (*BearerAuth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading bearer token file: %w", err)
 	}
-	a, err := NewBearerAuth(strings.TrimSpace(string(b)))
+	a, err := newBearerAuth(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, fmt.Errorf("bearer token file %s: %w", path, err)
 	}
@@ -136,7 +136,7 @@ func ReadBasicAuthFile(path string) (*BasicAuth, error) {
 	if !ok {
 		return nil, fmt.Errorf("basic auth file %s: want user:password", path)
 	}
-	a, err := NewBasicAuth(user, password)
+	a, err := newBasicAuth(user, password)
 	if err != nil {
 		return nil, fmt.Errorf("basic auth file %s: %w", path, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,12 +40,12 @@ step_timeout: 30s
 // harness runs a Remediator on fake pools behind an HTTP test server.
 type harness struct {
 	t           *testing.T
-	r           *Remediator
+	r           *engine
 	pools       map[string]*fakePool
 	clients     map[string]PoolClient
 	srv         *httptest.Server
 	journalPath string
-	journal     *Journal
+	journal     journal
 	reg         *prometheus.Registry
 	cfg         *config.Config
 	policy      *Policy
@@ -78,7 +78,7 @@ func newHarnessClock(t *testing.T, policyYAML string, now func() time.Time, pool
 func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolClient, policyYAML string, now func() time.Time) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, clients: clients, journalPath: filepath.Join(t.TempDir(), "journal.db"), now: now}
-	pol, err := ParsePolicy([]byte(policyYAML))
+	pol, err := parsePolicy([]byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,21 +91,19 @@ func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolCli
 // open opens the journal and builds a Remediator on it, as a (re)start does.
 func (h *harness) open() {
 	h.t.Helper()
-	j, err := OpenJournal(h.journalPath)
+	j, err := openBoltJournal(h.journalPath)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.journal = j
-	auth, _ := NewBearerAuth(testToken)
+	auth, _ := newBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
-	h.r, err = New(Options{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
+	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
 		MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	m := mux.NewRouter()
-	h.r.Register(m)
-	h.srv = httptest.NewServer(m)
+	h.srv = httptest.NewServer(h.r.router())
 }
 
 // start runs the pool runners.
@@ -211,10 +209,10 @@ func actionIDs(out map[string]any) []uint64 {
 	return ids
 }
 
-func (h *harness) record(id uint64) *Record {
+func (h *harness) record(id uint64) *Action {
 	h.t.Helper()
-	var rec *Record
-	if err := h.journal.View(func(tx *Tx) error {
+	var rec *Action
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		rec, err = tx.Get(id)
 		return err
@@ -225,7 +223,7 @@ func (h *harness) record(id uint64) *Record {
 }
 
 // waitFinal polls until the action has a final state.
-func (h *harness) waitFinal(id uint64) *Record {
+func (h *harness) waitFinal(id uint64) *Action {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -242,7 +240,7 @@ func (h *harness) waitFinal(id uint64) *Record {
 func (h *harness) entries() []Entry {
 	h.t.Helper()
 	var out []Entry
-	if err := h.journal.View(func(tx *Tx) error {
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		out, err = tx.Entries(0, 1<<30)
 		return err
@@ -255,7 +253,7 @@ func (h *harness) entries() []Entry {
 func (h *harness) entriesFor(id uint64) []Entry {
 	h.t.Helper()
 	var out []Entry
-	if err := h.journal.View(func(tx *Tx) error {
+	if err := h.journal.View(func(tx journalTx) error {
 		var err error
 		out, err = tx.EntriesFor(id)
 		return err
@@ -274,7 +272,11 @@ func journalText(es []Entry) string {
 	return b.String()
 }
 
-func (h *harness) counter(c prometheus.Collector, labels ...string) float64 {
+func (h *harness) counter(c prometheus.Collector, values ...any) float64 {
+	labels := make([]string, len(values))
+	for i, v := range values {
+		labels[i] = fmt.Sprint(v)
+	}
 	switch v := c.(type) {
 	case *prometheus.CounterVec:
 		return testutil.ToFloat64(v.WithLabelValues(labels...))
@@ -286,7 +288,7 @@ func (h *harness) counter(c prometheus.Collector, labels ...string) float64 {
 
 // waitCounter polls until the metric has the value: metrics follow the
 // journal write that ends an action.
-func (h *harness) waitCounter(want float64, c prometheus.Collector, labels ...string) {
+func (h *harness) waitCounter(want float64, c prometheus.Collector, labels ...any) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for h.counter(c, labels...) != want {

@@ -2,22 +2,13 @@ package remediator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"xsha/xapi"
-)
-
-// Hold sources.
-const (
-	HoldSourceAPI  = "api"
-	HoldSourceFile = "file"
-	HoldSourceAuto = "auto"
 )
 
 // autoHold is the last automatic hold evaluation of a pool.
@@ -26,13 +17,11 @@ type autoHold struct {
 	At      time.Time
 }
 
-// Holds keep actions from starting. An action already running finishes:
-// stopping a repair between disabling and re-enabling pool HA would leave
-// the pool without master failover.
-
 // manualHold returns the hold an operator put on the pool (API or policy
-// file), global holds included.
-func (r *Remediator) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, error) {
+// file), global holds included. Holds keep actions from starting; an
+// action already running finishes: stopping a repair between disabling and
+// re-enabling pool HA would leave the pool without master failover.
+func (r *engine) manualHold(tx journalTx, pol *Policy, pool string) (Hold, bool, error) {
 	if reason, ok := pol.heldByFile(pool); ok {
 		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}
 		if pol.Holds.All {
@@ -57,7 +46,7 @@ func (r *Remediator) manualHold(tx *Tx, pol *Policy, pool string) (Hold, bool, e
 // shut down on purpose, which XAPI only allows for a disabled host), or a
 // host of its CloudStack cluster in maintenance. A CloudStack error holds
 // too: maintenance cannot be ruled out.
-func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot, target string) []string {
+func (r *engine) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot, target string) []string {
 	var reasons []string
 	for _, h := range snap.Hosts {
 		if h.Name == target || h.Enabled {
@@ -91,10 +80,10 @@ func (r *Remediator) autoHolds(ctx context.Context, pool string, snap *xapi.Snap
 }
 
 // updateHoldGauges sets xsha_remediator_hold for every configured pool.
-func (r *Remediator) updateHoldGauges() {
+func (r *engine) updateHoldGauges() {
 	pol := r.policy.Load()
 	var api []Hold
-	_ = r.journal.View(func(tx *Tx) error {
+	_ = r.journal.View(func(tx journalTx) error {
 		var err error
 		api, err = tx.Holds()
 		return err
@@ -121,7 +110,7 @@ func (r *Remediator) updateHoldGauges() {
 
 // holdsView lists every hold in force: from the file, the API, and the
 // last automatic evaluation of each pool.
-func (r *Remediator) holdsView() ([]Hold, error) {
+func (r *engine) holdsView() ([]Hold, error) {
 	pol := r.policy.Load()
 	var out []Hold
 	if pol.Holds.All {
@@ -132,7 +121,7 @@ func (r *Remediator) holdsView() ([]Hold, error) {
 		reason, _ := pol.heldByFile(p)
 		out = append(out, Hold{Pool: p, Reason: reason, Source: HoldSourceFile})
 	}
-	err := r.journal.View(func(tx *Tx) error {
+	err := r.journal.View(func(tx journalTx) error {
 		api, err := tx.Holds()
 		out = append(out, api...)
 		return err
@@ -154,8 +143,8 @@ func (r *Remediator) holdsView() ([]Hold, error) {
 // errUnknownPool rejects a hold on a pool the configuration does not define.
 var errUnknownPool = errors.New("pool is not configured")
 
-// SetHold holds one pool, or every pool when pool is empty, until lifted.
-func (r *Remediator) SetHold(pool, reason string) error {
+// setHold holds one pool, or every pool when pool is empty, until lifted.
+func (r *engine) setHold(pool, reason string) error {
 	if pool != "" {
 		if _, ok := r.cfg.Pool(pool); !ok {
 			return fmt.Errorf("%w: %q", errUnknownPool, pool)
@@ -165,7 +154,7 @@ func (r *Remediator) SetHold(pool, reason string) error {
 		reason = "held through the API"
 	}
 	h := Hold{Pool: pool, Reason: reason, Since: r.now(), Source: HoldSourceAPI}
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		if err := tx.PutHold(h); err != nil {
 			return err
 		}
@@ -178,10 +167,10 @@ func (r *Remediator) SetHold(pool, reason string) error {
 	return nil
 }
 
-// LiftHold lifts a hold set through the API and reports whether one was set.
-func (r *Remediator) LiftHold(pool string) (bool, error) {
+// liftHold lifts a hold set through the API and reports whether one was set.
+func (r *engine) liftHold(pool string) (bool, error) {
 	var found bool
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		var err error
 		if found, err = tx.DeleteHold(pool); err != nil || !found {
 			return err
@@ -193,61 +182,4 @@ func (r *Remediator) LiftHold(pool string) (bool, error) {
 	}
 	r.updateHoldGauges()
 	return found, nil
-}
-
-func (r *Remediator) handleHolds(w http.ResponseWriter, _ *http.Request) {
-	holds, err := r.holdsView()
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"holds": holds})
-}
-
-// holdRequest is the body of POST /api/v1/holds.
-type holdRequest struct {
-	// Pool to hold; empty holds every pool.
-	Pool   string `json:"pool"`
-	Reason string `json:"reason"`
-}
-
-func (r *Remediator) handleSetHold(w http.ResponseWriter, req *http.Request) {
-	if !r.authorize(w, req) {
-		return
-	}
-	var hr holdRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&hr); err != nil {
-		httpError(w, http.StatusBadRequest, "decoding hold: "+err.Error())
-		return
-	}
-	if err := r.SetHold(hr.Pool, hr.Reason); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, errUnknownPool) {
-			code = http.StatusBadRequest
-		}
-		httpError(w, code, err.Error())
-		return
-	}
-	r.log.Info("hold set", "pool", hr.Pool, "reason", hr.Reason, "remote", req.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "held"})
-}
-
-func (r *Remediator) handleDeleteHold(w http.ResponseWriter, req *http.Request) {
-	if !r.authorize(w, req) {
-		return
-	}
-	pool := req.URL.Query().Get("pool")
-	found, err := r.LiftHold(pool)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if !found {
-		httpError(w, http.StatusNotFound, "no hold set through the API for this pool")
-		return
-	}
-	r.log.Info("hold lifted", "pool", pool, "remote", req.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]string{"status": "lifted"})
 }

@@ -9,39 +9,53 @@ import (
 	"github.com/prometheus/alertmanager/template"
 )
 
+// Verdict is what the remediator decided about one alert.
+type Verdict string
+
 // Verdicts about one alert.
 const (
-	VerdictQueued    = "queued"    // a new action was recorded
-	VerdictJoined    = "joined"    // an open action for the same target answers it
-	VerdictDuplicate = "duplicate" // the episode was already acted on
-	VerdictSkipped   = "skipped"   // recorded as a skipped action (hold, cooldown, ...)
-	VerdictIgnored   = "ignored"   // no action applies
-	VerdictCancelled = "cancelled" // resolved: the pending action was cancelled
-	VerdictResolved  = "resolved"  // resolved: nothing to cancel
+	VerdictQueued    Verdict = "queued"    // a new action was recorded
+	VerdictJoined    Verdict = "joined"    // an open action for the same target answers it
+	VerdictDuplicate Verdict = "duplicate" // the episode was already acted on
+	VerdictSkipped   Verdict = "skipped"   // recorded as a skipped action (hold, cooldown, ...)
+	VerdictIgnored   Verdict = "ignored"   // no action applies
+	VerdictCancelled Verdict = "cancelled" // resolved: the pending action was cancelled
+	VerdictResolved  Verdict = "resolved"  // resolved: nothing to cancel
 )
 
-// Skip reasons, the values of the reason label of xsha_remediator_skips_total.
+// SkipReason is why an action was not run, the values of the reason label
+// of xsha_remediator_skips_total.
+type SkipReason string
+
+// Skip reasons.
 const (
-	skipHold         = "hold"
-	skipCooldown     = "cooldown"
-	skipBackoff      = "backoff"
-	skipBudget       = "budget"
-	skipPrecondition = "precondition"
-	skipNotAllowed   = "not_allowed"
-	skipBadAlert     = "bad_alert"
-	skipResolved     = "resolved"
+	SkipHold         SkipReason = "hold"         // an operator's or an automatic hold
+	SkipCooldown     SkipReason = "cooldown"     // the target succeeded too recently
+	SkipBackoff      SkipReason = "backoff"      // the target failed too recently
+	SkipBudget       SkipReason = "budget"       // the pool's hourly attempts are spent
+	SkipPrecondition SkipReason = "precondition" // live state rules the action out
+	SkipNotAllowed   SkipReason = "not_allowed"  // the policy or the configuration excludes the pool
+	SkipBadAlert     SkipReason = "bad_alert"    // the alert lacks the pool or host label
+	SkipResolved     SkipReason = "resolved"     // the alert resolved before the action started
 )
+
+// skipReasons lists every skip reason, for the metric's HELP text.
+var skipReasons = []SkipReason{SkipHold, SkipCooldown, SkipBackoff, SkipBudget,
+	SkipPrecondition, SkipNotAllowed, SkipBadAlert, SkipResolved}
 
 // AlertVerdict is what the remediator decided about one alert of a webhook.
 type AlertVerdict struct {
-	Fingerprint string `json:"fingerprint"`
-	Alert       string `json:"alertname"`
-	Status      string `json:"status"`
-	Verdict     string `json:"verdict"`
-	Reason      string `json:"reason,omitempty"`
-	ActionID    uint64 `json:"action_id,omitempty"`
+	Fingerprint string  `json:"fingerprint"`
+	Alert       string  `json:"alertname"`
+	Status      string  `json:"status"`
+	Verdict     Verdict `json:"verdict"`
+	Reason      string  `json:"reason,omitempty"`
+	ActionID    uint64  `json:"action_id,omitempty"`
 
-	action, pool, skip string // for metrics and waking, after commit
+	// For metrics and waking, after commit.
+	action ActionName
+	pool   string
+	skip   SkipReason
 }
 
 // alertEntry is the journal data of a received alert.
@@ -61,20 +75,17 @@ type alertEntry struct {
 
 // episodeKey identifies one firing episode of one alert for one action on
 // one target: Alertmanager re-sends it at every repeat and from every peer.
-func episodeKey(action, target, fingerprint string, startsAt time.Time) string {
+func episodeKey(action ActionName, target, fingerprint string, startsAt time.Time) string {
 	return fmt.Sprintf("%s|%s|%s|%s", action, target, fingerprint, startsAt.UTC().Format(time.RFC3339Nano))
 }
-
-// needsHost reports whether the action targets one host.
-func needsHost(action string) bool { return action != ActionEnablePoolHA }
 
 // intake records every alert of the message and the decision about it in
 // one durable transaction. Each alert is decided on its own, from its own
 // status and labels.
-func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
+func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
 	pol := r.policy.Load()
 	var verdicts []AlertVerdict
-	err := r.journal.Update(func(tx *Tx) error {
+	err := r.journal.Update(func(tx journalTx) error {
 		verdicts = verdicts[:0]
 		for _, a := range msg.Alerts {
 			v, err := r.decide(tx, pol, msg, a, remote)
@@ -96,10 +107,10 @@ func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict
 		case VerdictQueued:
 			r.wakePool(v.pool)
 		case VerdictSkipped:
-			r.metrics.actions.WithLabelValues(v.action, ResultSkipped).Inc()
-			r.metrics.skips.WithLabelValues(v.action, v.skip).Inc()
+			r.metrics.actions.WithLabelValues(string(v.action), string(StateSkipped)).Inc()
+			r.metrics.skips.WithLabelValues(string(v.action), string(v.skip)).Inc()
 		case VerdictCancelled:
-			r.metrics.skips.WithLabelValues(v.action, skipResolved).Inc()
+			r.metrics.skips.WithLabelValues(string(v.action), string(SkipResolved)).Inc()
 		}
 	}
 	return verdicts, nil
@@ -107,13 +118,13 @@ func (r *Remediator) intake(msg *webhook.Message, remote string) ([]AlertVerdict
 
 // decision is one alert being decided within an intake transaction.
 type decision struct {
-	tx               *Tx
+	tx               journalTx
 	v                AlertVerdict
 	name, pool, host string
 }
 
 // verdict journals the verdict about the alert and returns it.
-func (d *decision) verdict(verdict, reason string, rec *Record) (AlertVerdict, error) {
+func (d *decision) verdict(verdict Verdict, reason string, rec *Action) (AlertVerdict, error) {
 	d.v.Verdict, d.v.Reason = verdict, reason
 	e := Entry{Kind: KindVerdict, Pool: d.pool, Host: d.host, Action: d.v.action,
 		Message: fmt.Sprintf("alert %s (%s): %s", d.name, d.v.Fingerprint, verdict)}
@@ -128,7 +139,7 @@ func (d *decision) verdict(verdict, reason string, rec *Record) (AlertVerdict, e
 
 // record creates an action for the episode in the given state and journals
 // what happened to it.
-func (d *decision) record(rec *Record, key, msg string) error {
+func (d *decision) record(rec *Action, key, msg string) error {
 	if err := d.tx.Create(rec); err != nil {
 		return err
 	}
@@ -140,9 +151,9 @@ func (d *decision) record(rec *Record, key, msg string) error {
 
 // skip records a skipped action, so the status page and the API show it,
 // and returns the skipped verdict.
-func (d *decision) skip(pol *Policy, ref AlertRef, key, kind, reason string) (AlertVerdict, error) {
-	rec := &Record{Action: d.v.action, Pool: d.pool, Host: d.host, State: StateSkipped, Reason: reason,
-		Alert: ref, Episodes: []string{key}, DryRun: pol.DryRunFor(d.v.action), Finished: d.tx.now()}
+func (d *decision) skip(pol *Policy, ref AlertRef, key string, kind SkipReason, reason string) (AlertVerdict, error) {
+	rec := &Action{Name: d.v.action, Pool: d.pool, Host: d.host, State: StateSkipped, Reason: reason,
+		Alert: ref, Episodes: []string{key}, DryRun: pol.dryRunFor(d.v.action), Finished: d.tx.now()}
 	if err := d.record(rec, key, "skipped: "+reason); err != nil {
 		return d.v, err
 	}
@@ -154,7 +165,7 @@ func (d *decision) skip(pol *Policy, ref AlertRef, key, kind, reason string) (Al
 // labels: ignored, resolved (cancelling a pending action), a duplicate of
 // an episode already answered, joined to an open action on the same target,
 // skipped, or queued as a new action.
-func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
+func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
 	d := &decision{tx: tx, name: a.Labels["alertname"], pool: a.Labels["pool"], host: a.Labels["host"]}
 	d.v = AlertVerdict{Fingerprint: a.Fingerprint, Alert: d.name, Status: a.Status, pool: d.pool}
 	err := tx.Append(Entry{Kind: KindAlert, Pool: d.pool, Host: d.host,
@@ -167,7 +178,7 @@ func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a templat
 		return d.v, err
 	}
 
-	action, ok := pol.ActionFor(d.name)
+	action, ok := pol.actionFor(d.name)
 	if !ok {
 		return d.verdict(VerdictIgnored, "no action is enabled for this alert", nil)
 	}
@@ -183,13 +194,13 @@ func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a templat
 	}
 	switch _, configured := r.cfg.Pool(d.pool); {
 	case d.pool == "":
-		return d.skip(pol, ref, key, skipBadAlert, "the alert has no pool label")
+		return d.skip(pol, ref, key, SkipBadAlert, "the alert has no pool label")
 	case needsHost(action) && d.host == "":
-		return d.skip(pol, ref, key, skipBadAlert, "the alert has no host label")
-	case !pol.Allows(action, d.pool):
-		return d.skip(pol, ref, key, skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, d.pool))
+		return d.skip(pol, ref, key, SkipBadAlert, "the alert has no host label")
+	case !pol.allows(action, d.pool):
+		return d.skip(pol, ref, key, SkipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, d.pool))
 	case !configured:
-		return d.skip(pol, ref, key, skipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", d.pool))
+		return d.skip(pol, ref, key, SkipNotAllowed, fmt.Sprintf("pool %s is not in the configuration", d.pool))
 	}
 
 	if id, ok := tx.Episode(key); ok {
@@ -202,7 +213,7 @@ func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a templat
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
 		case prev.State == StateSuccess, prev.State == StateCancelled:
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
-		case prev.State == StateDryRun && pol.DryRunFor(action):
+		case prev.State == StateDryRun && pol.dryRunFor(action):
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
 		}
 		// Failed or skipped before, or dry-run then and live now: evaluate again.
@@ -214,7 +225,7 @@ func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a templat
 		return d.v, err
 	}
 	for _, rec := range open {
-		if rec.Action != action || rec.Host != d.host {
+		if rec.Name != action || rec.Host != d.host {
 			continue
 		}
 		if !slices.Contains(rec.Episodes, key) {
@@ -234,8 +245,8 @@ func (r *Remediator) decide(tx *Tx, pol *Policy, msg *webhook.Message, a templat
 	} else if kind != "" {
 		return d.skip(pol, ref, key, kind, reason)
 	}
-	rec := &Record{Action: action, Pool: d.pool, Host: d.host, State: StatePending,
-		DryRun: pol.DryRunFor(action), Alert: ref, Episodes: []string{key}}
+	rec := &Action{Name: action, Pool: d.pool, Host: d.host, State: StatePending,
+		DryRun: pol.dryRunFor(action), Alert: ref, Episodes: []string{key}}
 	queued := "queued"
 	if rec.DryRun {
 		queued = "queued in dry-run mode"
@@ -286,10 +297,10 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 // gate applies the policy (which may have been reloaded since the alert
 // came), holds set by operators, cooldown, backoff and the hourly attempt
 // budget. It returns the skip reason kind and text, or "".
-func (r *Remediator) gate(tx *Tx, pol *Policy, action, pool, host string) (string, string, error) {
+func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host string) (SkipReason, string, error) {
 	now := tx.now()
-	if !pol.Allows(action, pool) {
-		return skipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil
+	if !pol.allows(action, pool) {
+		return SkipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil
 	}
 	if h, ok, err := r.manualHold(tx, pol, pool); err != nil {
 		return "", "", err
@@ -298,20 +309,20 @@ func (r *Remediator) gate(tx *Tx, pol *Policy, action, pool, host string) (strin
 		if h.Pool == "" {
 			scope = "every pool"
 		}
-		return skipHold, fmt.Sprintf("hold on %s (%s): %s", scope, h.Source, h.Reason), nil
+		return SkipHold, fmt.Sprintf("hold on %s (%s): %s", scope, h.Source, h.Reason), nil
 	}
 	ts, err := tx.target(targetKey(pool, host))
 	if err != nil {
 		return "", "", err
 	}
 	if cd := time.Duration(pol.Cooldown); !ts.LastSuccess.IsZero() && now.Sub(ts.LastSuccess) < cd {
-		return skipCooldown, fmt.Sprintf("cooldown: the last action on %s succeeded at %s; next one allowed after %s",
+		return SkipCooldown, fmt.Sprintf("cooldown: the last action on %s succeeded at %s; next one allowed after %s",
 			targetKey(pool, host), ts.LastSuccess.UTC().Format(time.RFC3339), ts.LastSuccess.Add(cd).UTC().Format(time.RFC3339)), nil
 	}
 	if ts.Failures > 0 {
 		wait := backoffFor(time.Duration(pol.Backoff), ts.Failures)
 		if now.Sub(ts.LastFailure) < wait {
-			return skipBackoff, fmt.Sprintf("backoff after %d consecutive failure(s) on %s: next attempt allowed after %s",
+			return SkipBackoff, fmt.Sprintf("backoff after %d consecutive failure(s) on %s: next attempt allowed after %s",
 				ts.Failures, targetKey(pool, host), ts.LastFailure.Add(wait).UTC().Format(time.RFC3339)), nil
 		}
 	}
@@ -320,7 +331,7 @@ func (r *Remediator) gate(tx *Tx, pol *Policy, action, pool, host string) (strin
 		return "", "", err
 	}
 	if len(attempts) >= pol.MaxAttemptsPerHour {
-		return skipBudget, fmt.Sprintf("attempt budget spent: %d action(s) wrote to pool %s in the last hour (max_attempts_per_hour %d); remediation of the pool stops until %s",
+		return SkipBudget, fmt.Sprintf("attempt budget spent: %d action(s) wrote to pool %s in the last hour (max_attempts_per_hour %d); remediation of the pool stops until %s",
 			len(attempts), pool, pol.MaxAttemptsPerHour, attempts[0].Add(time.Hour).UTC().Format(time.RFC3339)), nil
 	}
 	return "", "", nil

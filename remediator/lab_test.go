@@ -311,7 +311,7 @@ func TestLabDryRunChangesNothing(t *testing.T) {
 func TestLabHoldStopsActions(t *testing.T) {
 	l := startLab(t, labScenario())
 	h := newLabHarness(t, l, labPolicy, nil)
-	if err := h.r.SetHold("cluster-a", "CloudStack upgrade"); err != nil {
+	if err := h.r.setHold("cluster-a", "CloudStack upgrade"); err != nil {
 		t.Fatal(err)
 	}
 	h.start()
@@ -342,7 +342,7 @@ func TestLabCloudStackMaintenanceHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.r.maintenance = NewCloudStackMaintenance(poller)
+	h.r.maintenance = newCloudStackMaintenance(poller)
 
 	cs := csgo.NewClient(h.cfg.CloudStack.URL, string(h.cfg.CloudStack.APIKey), string(h.cfg.CloudStack.SecretKey), false)
 	lp := cs.Host.NewListHostsParams()
@@ -418,10 +418,10 @@ func TestLabKilledMidRecoveryResumes(t *testing.T) {
 	id := h.queue("XenServerHostEmergencyMode", "cluster-a", "xs-a1", "fp-em")
 	labWaitFor(t, "the wait_rejoin step", func() (bool, string) {
 		rec := h.record(id)
-		return stepIndex(rec.Steps, stepWaitRejoin) >= 0, fmt.Sprint(rec.Steps)
+		return stepIndex(rec.Steps, stepNameWaitRejoin) >= 0, fmt.Sprint(rec.Steps)
 	})
 	h.stop() // killed
-	if rec := h.record(id); rec.State != StateRunning || rec.Steps[len(rec.Steps)-1].State != StepStarted {
+	if rec := h.record(id); rec.State != StateRunning || rec.Steps[len(rec.Steps)-1].State != StepStateStarted {
 		t.Fatalf("after the kill: %s %+v", rec.State, rec.Steps)
 	}
 	entries := h.entries()

@@ -1,28 +1,24 @@
 package remediator
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Results an action ends with, the values of the result label of
-// xsha_remediator_actions_total.
-const (
-	ResultSuccess = "success"
-	ResultFailed  = "failed"
-	ResultSkipped = "skipped"
-	ResultDryRun  = "dry_run"
-)
+// webhookResult is what came of a webhook request, the values of the
+// result label of xsha_remediator_webhooks_total.
+type webhookResult string
 
-// Results of a webhook request, the values of the result label of
-// xsha_remediator_webhooks_total.
+// Webhook results.
 const (
-	webhookAccepted         = "accepted"
-	webhookUnauthorized     = "unauthorized"
-	webhookMethodNotAllowed = "method_not_allowed"
-	webhookUnsupportedType  = "unsupported_media_type"
-	webhookTooLarge         = "too_large"
-	webhookBadRequest       = "bad_request"
-	webhookJournalError     = "journal_error"
+	webhookAccepted         webhookResult = "accepted"
+	webhookUnauthorized                   = "unauthorized"
+	webhookMethodNotAllowed               = "method_not_allowed"
+	webhookUnsupportedType                = "unsupported_media_type"
+	webhookTooLarge                       = "too_large"
+	webhookBadRequest                     = "bad_request"
+	webhookJournalError                   = "journal_error"
 )
 
 var (
@@ -32,7 +28,7 @@ var (
 	}
 	actionsOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_actions_total",
-		Help: "Remediation actions finished, by action and result (success, failed, skipped, dry_run).",
+		Help: "Remediation actions finished, by action and result (" + joined(results) + ").",
 	}
 	durationOpts = prometheus.HistogramOpts{
 		Name:    "xsha_remediator_action_duration_seconds",
@@ -49,7 +45,7 @@ var (
 	}
 	skipsOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_skips_total",
-		Help: "Actions not run, by action and reason (hold, cooldown, backoff, budget, precondition).",
+		Help: "Actions not run, by action and reason (" + joined(skipReasons) + ").",
 	}
 	truncatedOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_alerts_truncated_total",
@@ -86,17 +82,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		skips:     prometheus.NewCounterVec(skipsOpts, []string{"action", "reason"}),
 		truncated: prometheus.NewCounter(truncatedOpts),
 	}
-	for _, r := range []string{webhookAccepted, webhookUnauthorized, webhookMethodNotAllowed,
+	for _, r := range []webhookResult{webhookAccepted, webhookUnauthorized, webhookMethodNotAllowed,
 		webhookUnsupportedType, webhookTooLarge, webhookBadRequest, webhookJournalError} {
-		m.webhooks.WithLabelValues(r)
+		m.webhooks.WithLabelValues(string(r))
 	}
-	for _, a := range actionNames {
-		for _, r := range []string{ResultSuccess, ResultFailed, ResultSkipped, ResultDryRun} {
-			m.actions.WithLabelValues(a, r)
+	for _, a := range actionTable {
+		for _, r := range results {
+			m.actions.WithLabelValues(string(a.name), string(r))
 		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated)
 	}
 	return m
+}
+
+// joined lists label values for a HELP text.
+func joined[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
 }

@@ -17,22 +17,13 @@ import (
 	"xsha/config"
 )
 
-// The actions the remediator knows.
-const (
-	ActionEnablePoolHA       = "enable_pool_ha"
-	ActionClearEmergencyMode = "clear_emergency_mode"
-	ActionRejoinHost         = "rejoin_host"
-)
-
-var actionNames = []string{ActionEnablePoolHA, ActionClearEmergencyMode, ActionRejoinHost}
-
 // Policy defaults.
 const (
-	DefaultCooldown           = 10 * time.Minute
-	DefaultMaxAttemptsPerHour = 3
-	DefaultBackoff            = time.Minute
-	DefaultStepTimeout        = 15 * time.Minute
-	DefaultPollInterval       = 5 * time.Second
+	defaultCooldown           = 10 * time.Minute
+	defaultMaxAttemptsPerHour = 3
+	defaultBackoff            = time.Minute
+	defaultStepTimeout        = 15 * time.Minute
+	defaultPollInterval       = 5 * time.Second
 )
 
 // Policy says which alerts may trigger which actions on which pools, and
@@ -44,7 +35,7 @@ type Policy struct {
 	DryRun bool `yaml:"dry_run"`
 	// Actions maps an action name to the alerts that trigger it and the
 	// pools it may touch. Actions left out are disabled.
-	Actions map[string]ActionPolicy `yaml:"actions"`
+	Actions map[ActionName]ActionPolicy `yaml:"actions"`
 	// Cooldown is the minimum time between the end of a successful action
 	// on a target (pool or host) and the start of the next one.
 	Cooldown model.Duration `yaml:"cooldown"`
@@ -88,15 +79,15 @@ type HoldsPolicy struct {
 	Reason string `yaml:"reason"`
 }
 
-// DefaultPolicy returns the policy of an empty file: nothing enabled, dry-run on.
-func DefaultPolicy() *Policy {
+// defaultPolicy returns the policy of an empty file: nothing enabled, dry-run on.
+func defaultPolicy() *Policy {
 	return &Policy{
 		DryRun:             true,
-		Cooldown:           model.Duration(DefaultCooldown),
-		MaxAttemptsPerHour: DefaultMaxAttemptsPerHour,
-		Backoff:            model.Duration(DefaultBackoff),
-		StepTimeout:        model.Duration(DefaultStepTimeout),
-		PollInterval:       model.Duration(DefaultPollInterval),
+		Cooldown:           model.Duration(defaultCooldown),
+		MaxAttemptsPerHour: defaultMaxAttemptsPerHour,
+		Backoff:            model.Duration(defaultBackoff),
+		StepTimeout:        model.Duration(defaultStepTimeout),
+		PollInterval:       model.Duration(defaultPollInterval),
 	}
 }
 
@@ -106,12 +97,12 @@ func LoadPolicy(path string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	return ParsePolicy(b)
+	return parsePolicy(b)
 }
 
-// ParsePolicy decodes and validates a policy; unknown keys are errors.
-func ParsePolicy(b []byte) (*Policy, error) {
-	p := DefaultPolicy()
+// parsePolicy decodes and validates a policy; unknown keys are errors.
+func parsePolicy(b []byte) (*Policy, error) {
+	p := defaultPolicy()
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(p); err != nil && !errors.Is(err, io.EOF) {
@@ -124,10 +115,10 @@ func ParsePolicy(b []byte) (*Policy, error) {
 }
 
 func (p *Policy) validate() error {
-	byAlert := map[string]string{}
+	byAlert := map[string]ActionName{}
 	for name, a := range p.Actions {
-		if !slices.Contains(actionNames, name) {
-			return fmt.Errorf("actions: unknown action %q (known: %v)", name, actionNames)
+		if _, ok := lookupAction(name); !ok {
+			return fmt.Errorf("actions: unknown action %q (known: %s)", name, joined(actionNames()))
 		}
 		if len(a.Alerts) == 0 {
 			return fmt.Errorf("actions: %s: alerts: at least one alert name is required", name)
@@ -189,8 +180,8 @@ func (p *Policy) CheckPools(cfg *config.Config) error {
 	return nil
 }
 
-// ActionFor returns the action the alert name triggers, if any.
-func (p *Policy) ActionFor(alertname string) (string, bool) {
+// actionFor returns the action the alert name triggers, if any.
+func (p *Policy) actionFor(alertname string) (ActionName, bool) {
 	for name, a := range p.Actions {
 		if slices.Contains(a.Alerts, alertname) {
 			return name, true
@@ -199,14 +190,14 @@ func (p *Policy) ActionFor(alertname string) (string, bool) {
 	return "", false
 }
 
-// Allows reports whether the action may touch the pool.
-func (p *Policy) Allows(action, pool string) bool {
+// allows reports whether the action may touch the pool.
+func (p *Policy) allows(action ActionName, pool string) bool {
 	a, ok := p.Actions[action]
 	return ok && slices.Contains(a.Pools, pool)
 }
 
-// DryRunFor reports whether the action runs in dry-run mode.
-func (p *Policy) DryRunFor(action string) bool {
+// dryRunFor reports whether the action runs in dry-run mode.
+func (p *Policy) dryRunFor(action ActionName) bool {
 	if a, ok := p.Actions[action]; ok && a.DryRun != nil {
 		return *a.DryRun
 	}
@@ -216,7 +207,7 @@ func (p *Policy) DryRunFor(action string) bool {
 // anyLive reports whether any enabled action is not in dry-run mode.
 func (p *Policy) anyLive() bool {
 	for name := range p.Actions {
-		if !p.DryRunFor(name) {
+		if !p.dryRunFor(name) {
 			return true
 		}
 	}

@@ -32,14 +32,14 @@ func TestParsePolicy(t *testing.T) {
 		{name: "actions enabled but dry-run left out stays dry-run", yaml: `
 actions:
   enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-a]}`, check: func(t *testing.T, p *Policy) {
-			if !p.DryRunFor(ActionEnablePoolHA) || p.anyLive() {
+			if !p.dryRunFor(ActionEnablePoolHA) || p.anyLive() {
 				t.Error("not dry-run")
 			}
-			if a, ok := p.ActionFor("XenServerPoolHADisabled"); !ok || a != ActionEnablePoolHA {
-				t.Errorf("ActionFor = %q %v", a, ok)
+			if a, ok := p.actionFor("XenServerPoolHADisabled"); !ok || a != ActionEnablePoolHA {
+				t.Errorf("actionFor = %q %v", a, ok)
 			}
-			if p.Allows(ActionEnablePoolHA, "cluster-b") || !p.Allows(ActionEnablePoolHA, "cluster-a") {
-				t.Error("Allows wrong")
+			if p.allows(ActionEnablePoolHA, "cluster-b") || !p.allows(ActionEnablePoolHA, "cluster-a") {
+				t.Error("allows wrong")
 			}
 		}},
 		{name: "the issue's example", yaml: `
@@ -50,7 +50,7 @@ actions:
 cooldown: 10m
 max_attempts_per_hour: 3
 `, check: func(t *testing.T, p *Policy) {
-			if p.DryRun || !p.anyLive() || p.Allows(ActionRejoinHost, "cluster-a") {
+			if p.DryRun || !p.anyLive() || p.allows(ActionRejoinHost, "cluster-a") {
 				t.Errorf("got %+v", p)
 			}
 			if len(p.haConfiguration()) != 0 {
@@ -63,7 +63,7 @@ actions:
   enable_pool_ha: {alerts: [A], pools: [p], dry_run: true}
   rejoin_host: {alerts: [B], pools: [p]}
 ha_timeout: 3m`, check: func(t *testing.T, p *Policy) {
-			if !p.DryRunFor(ActionEnablePoolHA) || p.DryRunFor(ActionRejoinHost) {
+			if !p.dryRunFor(ActionEnablePoolHA) || p.dryRunFor(ActionRejoinHost) {
 				t.Error("per-action dry-run ignored")
 			}
 			if p.haConfiguration()["timeout"] != "180" {
@@ -83,7 +83,7 @@ ha_timeout: 3m`, check: func(t *testing.T, p *Policy) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePolicy([]byte(tc.yaml))
+			p, err := parsePolicy([]byte(tc.yaml))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want %q", err, tc.err)
@@ -99,7 +99,7 @@ ha_timeout: 3m`, check: func(t *testing.T, p *Policy) {
 }
 
 func TestPolicyCheckPools(t *testing.T) {
-	p, err := ParsePolicy([]byte("actions:\n  enable_pool_ha: {alerts: [A], pools: [cluster-a, cluster-z]}\nholds: {pools: [cluster-y]}\n"))
+	p, err := parsePolicy([]byte("actions:\n  enable_pool_ha: {alerts: [A], pools: [cluster-a, cluster-z]}\nholds: {pools: [cluster-y]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

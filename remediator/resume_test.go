@@ -82,9 +82,9 @@ func TestCrashBeforeWriteReports(t *testing.T) {
 	pol := strings.Replace(livePolicy, "step_timeout: 30s", "step_timeout: 200ms", 1)
 	h := newHarness(t, pol, p)
 	// Journal an action that was about to call pool.enable_ha when it died.
-	err := h.journal.Update(func(tx *Tx) error {
-		rec := &Record{Action: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Wrote: true,
-			Steps: []Step{{Name: stepCheck, State: StepDone}, {Name: stepEnablePoolHA, State: StepStarted, Calls: []string{"pool.enable_ha"}}}}
+	err := h.journal.Update(func(tx journalTx) error {
+		rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Wrote: true,
+			Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted, Calls: []string{"pool.enable_ha"}}}}
 		return tx.Create(rec)
 	})
 	if err != nil {
@@ -108,7 +108,7 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		policy string
-		state  string
+		state  State
 		reason string
 		calls  int
 	}{
@@ -122,9 +122,9 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 			h := newHarness(t, tc.policy, p)
 			// Journal a live action stopped after its check step, before
 			// pool.enable_ha was journaled or made.
-			err := h.journal.Update(func(tx *Tx) error {
-				rec := &Record{Action: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Started: t0,
-					Steps: []Step{{Name: stepCheck, State: StepDone}, {Name: stepEnablePoolHA, State: StepStarted}}}
+			err := h.journal.Update(func(tx journalTx) error {
+				rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Started: t0,
+					Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted}}}
 				return tx.Create(rec)
 			})
 			if err != nil {
@@ -139,7 +139,7 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 				t.Errorf("pool.enable_ha called %d times, want %d", n, tc.calls)
 			}
 			if rec.State == StateSuccess {
-				if rec.Resumed != 1 || len(rec.Steps) != 3 || rec.Steps[0].Name != stepCheck {
+				if rec.Resumed != 1 || len(rec.Steps) != 3 || rec.Steps[0].Name != stepNameCheck {
 					t.Errorf("the action did not start over: resumed %d, steps %+v", rec.Resumed, rec.Steps)
 				}
 				if !strings.Contains(journalText(h.entriesFor(1)), "starts again from its first step under the current policy") {

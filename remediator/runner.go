@@ -22,7 +22,7 @@ const retryInterval = 30 * time.Second
 //
 // Cancelling ctx interrupts a running action between journal writes, as a
 // crash would; the next Run resumes it without repeating a finished step.
-func (r *Remediator) Run(ctx context.Context) {
+func (r *engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range r.cfg.Pools {
 		wg.Go(func() { r.worker(ctx, p) })
@@ -32,12 +32,12 @@ func (r *Remediator) Run(ctx context.Context) {
 	r.running.Store(false)
 }
 
-func (r *Remediator) worker(ctx context.Context, pool config.Pool) {
+func (r *engine) worker(ctx context.Context, pool config.Pool) {
 	log := r.log.With("pool", pool.Name)
 	for {
 		for ctx.Err() == nil {
-			var open []*Record
-			err := r.journal.View(func(tx *Tx) error {
+			var open []*Action
+			err := r.journal.View(func(tx journalTx) error {
 				var err error
 				open, err = tx.Open(pool.Name)
 				return err
@@ -65,52 +65,33 @@ func (r *Remediator) worker(ctx context.Context, pool config.Pool) {
 // endError ends an action early: already healthy (success), held or a
 // failed precondition (skipped), or dry-run.
 type endError struct {
-	state, skip, reason string
+	state  State
+	skip   SkipReason
+	reason string
 }
 
-func (e *endError) Error() string { return e.state + ": " + e.reason }
+func (e *endError) Error() string { return string(e.state) + ": " + e.reason }
 
-func end(state, skip, reason string) error {
+func end(state State, skip SkipReason, reason string) error {
 	return &endError{state: state, skip: skip, reason: reason}
 }
 
-// step is one journaled step of an action. run re-reads live state before
-// it acts, so running it again after an interruption does not repeat what
-// is already done.
-type step struct {
-	name string
-	run  func(ctx context.Context, x *execution) error
-}
-
-// stepsFor returns the steps of the record's action. The names are stable:
-// the journal matches them on resume.
-func stepsFor(rec *Record) ([]step, error) {
-	switch rec.Action {
-	case ActionEnablePoolHA:
-		return enablePoolHASteps(), nil
-	case ActionClearEmergencyMode:
-		return clearEmergencyModeSteps(rec.Host), nil
-	case ActionRejoinHost:
-		return rejoinHostSteps(rec.Host), nil
-	}
-	return nil, fmt.Errorf("unknown action %q", rec.Action)
-}
-
-// execute runs one open record to its end, or until ctx is cancelled. It
+// execute runs one open action to its end, or until ctx is cancelled. It
 // returns an error only when the journal could not be written.
-func (r *Remediator) execute(ctx context.Context, pool config.Pool, rec *Record) error {
+func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) error {
 	pol := r.policy.Load()
-	steps, err := stepsFor(rec)
-	if err != nil {
-		return r.finish(rec, StateFailed, "", err.Error())
+	spec, ok := lookupAction(rec.Name)
+	if !ok {
+		return r.finish(rec, StateFailed, "", fmt.Sprintf("unknown action %q", rec.Name))
 	}
+	steps := spec.steps(rec.Host)
 	if run, err := r.begin(pol, rec); err != nil || !run {
 		return err
 	}
 	x := &execution{r: r, rec: rec, pol: pol, pool: pool, client: r.clients[rec.Pool],
-		log: r.log.With("action", rec.Action, "id", rec.ID, "pool", rec.Pool, "host", rec.Host)}
+		log: r.log.With("action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host)}
 	for _, s := range steps {
-		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == StepDone {
+		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == StepStateDone {
 			continue
 		}
 		ended, err := r.runStep(ctx, x, s)
@@ -121,18 +102,19 @@ func (r *Remediator) execute(ctx context.Context, pool config.Pool, rec *Record)
 	return r.finish(rec, StateSuccess, "", "done")
 }
 
-// begin starts an open record and reports whether its steps are to run.
+// begin starts an open action and reports whether its steps are to run.
 //
-// A pending record, and a running one that had not written anything when
+// A pending action, and a running one that had not written anything when
 // it was interrupted, goes through the gate again under the current policy
 // (which may have been reloaded, turned dry-run on, or set a hold since):
-// it is skipped, or (re)started from its first step. A running record that
+// it is skipped, or (re)started from its first step. A running action that
 // has written resumes where it stopped, whatever the policy says now:
 // stopping a repair between disabling and re-enabling pool HA would leave
 // the pool without master failover.
-func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
-	var skipKind, msg string
-	err := r.journal.Update(func(tx *Tx) error {
+func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
+	var skipKind SkipReason
+	var msg string
+	err := r.journal.Update(func(tx journalTx) error {
 		cur, err := tx.Get(rec.ID)
 		if err != nil {
 			return err
@@ -149,7 +131,7 @@ func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
 			}
 			return tx.AppendFor(rec, KindAction, msg, nil)
 		}
-		kind, reason, err := r.gate(tx, pol, rec.Action, rec.Pool, rec.Host)
+		kind, reason, err := r.gate(tx, pol, rec.Name, rec.Pool, rec.Host)
 		if err != nil {
 			return err
 		}
@@ -157,7 +139,7 @@ func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
 			skipKind = kind
 			return r.finishTx(tx, rec, StateSkipped, reason)
 		}
-		rec.DryRun = rec.DryRun || pol.DryRunFor(rec.Action)
+		rec.DryRun = rec.DryRun || pol.dryRunFor(rec.Name)
 		msg = "started"
 		if rec.State == StateRunning {
 			rec.Resumed++
@@ -187,7 +169,7 @@ func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
 	if rec.Resumed > 0 {
 		logMsg = "action resumed"
 	}
-	r.log.Info(logMsg, "action", rec.Action, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
+	r.log.Info(logMsg, "action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
 		"dry_run", rec.DryRun, "steps_done", len(rec.Steps))
 	return true, nil
 }
@@ -197,18 +179,18 @@ func (r *Remediator) begin(pol *Policy, rec *Record) (bool, error) {
 // final state in the same transaction as its own end, so no crash can leave
 // an ended step in front of an open action. It reports whether the action
 // ended; when ctx is cancelled mid-step nothing more is written and the
-// record stays running for the next Run.
-func (r *Remediator) runStep(ctx context.Context, x *execution, s step) (bool, error) {
+// action stays running for the next Run.
+func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, error) {
 	rec := x.rec
 	i := stepIndex(rec.Steps, s.name)
 	x.resumed = i >= 0
-	err := r.journal.Update(func(tx *Tx) error {
-		msg := "step " + s.name + " started"
+	err := r.journal.Update(func(tx journalTx) error {
+		msg := fmt.Sprintf("step %s started", s.name)
 		if x.resumed {
 			rec.Steps[i].Started, rec.Steps[i].Note = tx.now(), "resumed after an interruption"
-			msg = "step " + s.name + " resumed after an interruption: re-checking live state before acting"
+			msg = fmt.Sprintf("step %s resumed after an interruption: re-checking live state before acting", s.name)
 		} else {
-			rec.Steps = append(rec.Steps, Step{Name: s.name, State: StepStarted, Started: tx.now()})
+			rec.Steps = append(rec.Steps, Step{Name: s.name, State: StepStateStarted, Started: tx.now()})
 		}
 		if err := tx.Save(rec); err != nil {
 			return err
@@ -228,18 +210,20 @@ func (r *Remediator) runStep(ctx context.Context, x *execution, s step) (bool, e
 		return false, nil
 	}
 
-	stepState, note := StepDone, "done"
-	var final, skip, reason string
+	stepState, note := StepStateDone, "done"
+	var final State
+	var skip SkipReason
+	var reason string
 	var ee *endError
 	switch {
 	case runErr == nil:
 	case errors.As(runErr, &ee):
 		note, final, skip, reason = ee.reason, ee.state, ee.skip, ee.reason
 	default:
-		stepState, note = StepFailed, runErr.Error()
+		stepState, note = StepStateFailed, runErr.Error()
 		final, reason = StateFailed, fmt.Sprintf("step %s failed: %v", s.name, runErr)
 	}
-	err = r.journal.Update(func(tx *Tx) error {
+	err = r.journal.Update(func(tx journalTx) error {
 		st := &rec.Steps[x.stepIdx]
 		st.State, st.Finished, st.Note = stepState, tx.now(), note
 		if err := tx.Save(rec); err != nil {
@@ -260,7 +244,7 @@ func (r *Remediator) runStep(ctx context.Context, x *execution, s step) (bool, e
 	return true, nil
 }
 
-func stepIndex(steps []Step, name string) int {
+func stepIndex(steps []Step, name stepName) int {
 	for i := range steps {
 		if steps[i].Name == name {
 			return i
@@ -270,8 +254,8 @@ func stepIndex(steps []Step, name string) int {
 }
 
 // finish records the end of a running action.
-func (r *Remediator) finish(rec *Record, state, skip, reason string) error {
-	err := r.journal.Update(func(tx *Tx) error { return r.finishTx(tx, rec, state, reason) })
+func (r *engine) finish(rec *Action, state State, skip SkipReason, reason string) error {
+	err := r.journal.Update(func(tx journalTx) error { return r.finishTx(tx, rec, state, reason) })
 	if err != nil {
 		return err
 	}
@@ -281,24 +265,24 @@ func (r *Remediator) finish(rec *Record, state, skip, reason string) error {
 
 // ended updates the metrics and logs once an action's final state is on
 // disk; skip is the skip reason kind of a skipped action.
-func (r *Remediator) ended(rec *Record, skip string) {
-	r.metrics.actions.WithLabelValues(rec.Action, rec.State).Inc()
+func (r *engine) ended(rec *Action, skip SkipReason) {
+	r.metrics.actions.WithLabelValues(string(rec.Name), string(rec.State)).Inc()
 	if rec.State == StateSkipped && skip != "" {
-		r.metrics.skips.WithLabelValues(rec.Action, skip).Inc()
+		r.metrics.skips.WithLabelValues(string(rec.Name), string(skip)).Inc()
 	}
 	if !rec.Started.IsZero() {
-		r.metrics.duration.WithLabelValues(rec.Action).Observe(rec.Finished.Sub(rec.Started).Seconds())
+		r.metrics.duration.WithLabelValues(string(rec.Name)).Observe(rec.Finished.Sub(rec.Started).Seconds())
 	}
 	lvl := slog.LevelInfo
 	if rec.State == StateFailed {
 		lvl = slog.LevelWarn
 	}
-	r.log.Log(context.Background(), lvl, "action finished", "action", rec.Action, "id", rec.ID,
+	r.log.Log(context.Background(), lvl, "action finished", "action", rec.Name, "id", rec.ID,
 		"pool", rec.Pool, "host", rec.Host, "result", rec.State, "reason", rec.Reason)
 }
 
 // finishTx sets the final state and keeps cooldown and backoff current.
-func (r *Remediator) finishTx(tx *Tx, rec *Record, state, reason string) error {
+func (r *engine) finishTx(tx journalTx, rec *Action, state State, reason string) error {
 	now := tx.now()
 	rec.State, rec.Reason, rec.Finished = state, reason, now
 	ts, err := tx.target(rec.target())
@@ -321,7 +305,7 @@ func (r *Remediator) finishTx(tx *Tx, rec *Record, state, reason string) error {
 	if err := tx.Save(rec); err != nil {
 		return err
 	}
-	msg := state
+	msg := string(state)
 	if reason != "" {
 		msg += ": " + reason
 	}

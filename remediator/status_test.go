@@ -25,7 +25,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 	h := newHarness(t, livePolicy, p)
 	h.start()
 	id := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")).ID
-	if err := h.r.SetHold("", "<script>freeze</script>"); err != nil {
+	if err := h.r.setHold("", "<script>freeze</script>"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -33,7 +33,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var list struct{ Actions []Record }
+	var list struct{ Actions []Action }
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 
 	code, body = get(t, h.srv.URL+"/api/v1/actions/1")
 	var one struct {
-		Action  Record
+		Action  Action
 		Journal []Entry
 	}
 	if err := json.Unmarshal([]byte(body), &one); code != 200 || err != nil || len(one.Journal) < 5 {
@@ -62,7 +62,7 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 			t.Errorf("status page lacks %q", s)
 		}
 	}
-	for _, secret := range []string{testToken, "<script>"} {
+	for _, secret := range []string{testToken, "<script>", "<script>freeze"} {
 		if strings.Contains(page, secret) {
 			t.Errorf("status page shows %q", secret)
 		}
@@ -133,8 +133,8 @@ func TestHoldAPI(t *testing.T) {
 
 func TestMetricNamesAreExposed(t *testing.T) {
 	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
-	h.r.metrics.duration.WithLabelValues(ActionEnablePoolHA).Observe(1)
-	h.r.metrics.skips.WithLabelValues(ActionEnablePoolHA, skipHold).Inc()
+	h.r.metrics.duration.WithLabelValues(string(ActionEnablePoolHA)).Observe(1)
+	h.r.metrics.skips.WithLabelValues(string(ActionEnablePoolHA), string(SkipHold)).Inc()
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

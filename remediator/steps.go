@@ -13,25 +13,15 @@ import (
 	"xsha/xapi"
 )
 
-// Step names shared by the actions.
-const (
-	stepCheck              = "check"
-	stepDisablePoolHA      = "disable_pool_ha"
-	stepEmergencyHADisable = "emergency_ha_disable"
-	stepWaitRejoin         = "wait_rejoin"
-	stepEnablePoolHA       = "enable_pool_ha"
-	stepVerify             = "verify"
-)
-
 // execution is the context of one running action.
 type execution struct {
-	r      *Remediator
-	rec    *Record
+	r      *engine
+	rec    *Action
 	pol    *Policy
 	pool   config.Pool
 	client PoolClient
 	log    *slog.Logger
-	step   string
+	step   stepName
 	// stepIdx is the current step's index in rec.Steps; resumed is set when
 	// the step was interrupted before and runs again.
 	stepIdx int
@@ -39,8 +29,8 @@ type execution struct {
 }
 
 // journal appends an entry about the action.
-func (x *execution) journal(kind, msg string, data any) error {
-	return x.r.journal.Update(func(tx *Tx) error { return tx.AppendFor(x.rec, kind, x.step+": "+msg, data) })
+func (x *execution) journal(kind Kind, msg string, data any) error {
+	return x.r.journal.Update(func(tx journalTx) error { return tx.AppendFor(x.rec, kind, string(x.step)+": "+msg, data) })
 }
 
 // read re-reads live state through XAPI and journals what it saw.
@@ -83,7 +73,7 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 		// its effect on live state, and fails the action if it is missing.
 		return x.journal(KindNote, method+" was called before the interruption; not calling it again, its effect is checked on live state", nil)
 	}
-	err := x.r.journal.Update(func(tx *Tx) error {
+	err := x.r.journal.Update(func(tx journalTx) error {
 		st.Calls = append(st.Calls, method)
 		if !x.rec.Wrote {
 			x.rec.Wrote = true
@@ -94,7 +84,7 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 		if err := tx.Save(x.rec); err != nil {
 			return err
 		}
-		return tx.AppendFor(x.rec, KindCall, x.step+": calling "+method, callData{Method: method, Args: args})
+		return tx.AppendFor(x.rec, KindCall, string(x.step)+": calling "+method, callData{Method: method, Args: args})
 	})
 	if err != nil {
 		return fmt.Errorf("journaling %s before the call: %w", method, err)
@@ -159,7 +149,7 @@ func (x *execution) waitFor(ctx context.Context, what string, cond func(*xapi.Sn
 // holds evaluates the automatic holds on live state; target is left out.
 func (x *execution) holds(ctx context.Context, s *xapi.Snapshot, target string) error {
 	if reasons := x.r.autoHolds(ctx, x.rec.Pool, s, target); len(reasons) > 0 {
-		return end(StateSkipped, skipHold, "automatic hold: "+strings.Join(reasons, "; "))
+		return end(StateSkipped, SkipHold, "automatic hold: "+strings.Join(reasons, "; "))
 	}
 	return nil
 }
@@ -236,8 +226,8 @@ func rejoined(h xapi.Host) bool {
 // state before the call; when it returns an error (an endError: the problem
 // went away by itself, or the target is gone), the action ends with it and
 // the pool is left untouched.
-func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) step {
-	return step{name: stepDisablePoolHA, run: func(ctx context.Context, x *execution) error {
+func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) stepSpec {
+	return stepSpec{name: stepNameDisablePoolHA, run: func(ctx context.Context, x *execution) error {
 		s, err := x.read(ctx, "before disabling pool HA")
 		if err != nil {
 			return err
@@ -259,8 +249,8 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) step {
 }
 
 // waitRejoinStep waits until the host is a live, enabled slave.
-func waitRejoinStep(host string) step {
-	return step{name: stepWaitRejoin, run: func(ctx context.Context, x *execution) error {
+func waitRejoinStep(host string) stepSpec {
+	return stepSpec{name: stepNameWaitRejoin, run: func(ctx context.Context, x *execution) error {
 		_, err := x.waitFor(ctx, fmt.Sprintf("host %s to rejoin the pool as a live, enabled slave", host),
 			func(s *xapi.Snapshot) (bool, string) {
 				h, ok := s.Host(host)
@@ -277,8 +267,8 @@ func waitRejoinStep(host string) step {
 // only, after checking every precondition on fresh state. Blocked before
 // the action wrote anything, it ends the action as skipped; blocked after
 // (re-enabling at the end of a repair), it fails.
-func enablePoolHAStep() step {
-	return step{name: stepEnablePoolHA, run: func(ctx context.Context, x *execution) error {
+func enablePoolHAStep() stepSpec {
+	return stepSpec{name: stepNameEnablePoolHA, run: func(ctx context.Context, x *execution) error {
 		s, err := x.read(ctx, "before enabling pool HA")
 		if err != nil {
 			return err
@@ -289,7 +279,7 @@ func enablePoolHAStep() step {
 		if b := enableBlockers(s, x.pool.HeartbeatSR, ""); len(b) > 0 {
 			reason := "precondition failed: " + strings.Join(b, "; ")
 			if !x.rec.Wrote {
-				return end(StateSkipped, skipPrecondition, reason)
+				return end(StateSkipped, SkipPrecondition, reason)
 			}
 			return fmt.Errorf("cannot re-enable pool HA: %s", reason)
 		}
@@ -313,8 +303,8 @@ func enablePoolHAStep() step {
 // and, for host actions, the host is a live slave; enable_ha alone cannot
 // clear emergency mode, so this is where a repair that did not take is
 // caught.
-func verifyStep(host string) step {
-	return step{name: stepVerify, run: func(ctx context.Context, x *execution) error {
+func verifyStep(host string) stepSpec {
+	return stepSpec{name: stepNameVerify, run: func(ctx context.Context, x *execution) error {
 		_, err := x.waitFor(ctx, "pool HA enabled with every host out of emergency mode", func(s *xapi.Snapshot) (bool, string) {
 			if !s.HAEnabled {
 				return false, "pool HA is off"
@@ -346,7 +336,7 @@ func checkRepair(ctx context.Context, x *execution, s *xapi.Snapshot, host strin
 		return err
 	}
 	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
-		return end(StateSkipped, skipPrecondition,
+		return end(StateSkipped, SkipPrecondition,
 			"precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
 	}
 	if x.rec.DryRun {

@@ -115,11 +115,11 @@ func TestWebhookToleratesUnknownFields(t *testing.T) {
 }
 
 func TestAuthenticators(t *testing.T) {
-	bearer, err := NewBearerAuth("tok")
+	bearer, err := newBearerAuth("tok")
 	if err != nil {
 		t.Fatal(err)
 	}
-	basic, err := NewBasicAuth("am", "p:w")
+	basic, err := newBasicAuth("am", "p:w")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func FuzzWebhook(f *testing.F) {
 			}
 			return
 		}
-		if msg.Version != WebhookVersion || msg.Data == nil {
+		if msg.Version != webhookVersion || msg.Data == nil {
 			t.Fatalf("accepted %q", body)
 		}
 		for _, a := range msg.Alerts {

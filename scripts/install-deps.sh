@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's
-# packages when they are missing. Tests and the demo use them as they are.
+# Installs the real Prometheus, promtool, Alertmanager and amtool, etcd, and
+# the Chromium the remediator's status-page test drives headless, from
+# Debian's packages when they are missing. Tests and the demo use them as they are.
 set -eu
 
 missing=""
@@ -11,6 +12,7 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertman
 fi
 command -v amtool >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
 command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 
 if [ -z "$missing" ]; then
 	exit 0

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -66,9 +67,10 @@ func do(t *testing.T, method, url, auth, body string) (int, string) {
 }
 
 type proc struct {
-	cmd  *exec.Cmd
-	out  *output
-	done chan struct{}
+	cmd    *exec.Cmd
+	out    *output // standard error: the logs
+	stdout *bytes.Buffer
+	done   chan struct{}
 }
 
 func start(t *testing.T, args ...string) *proc {
@@ -79,10 +81,12 @@ func start(t *testing.T, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout := &bytes.Buffer{}
+	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: &output{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &output{}, stdout: stdout, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		sc := bufio.NewScanner(stderr)

@@ -21,16 +21,8 @@ type PoolClient interface {
 	EmergencyHADisable(ctx context.Context, hostAddress string) error
 }
 
-// MaintenanceSource tells whether CloudStack has hosts of a cluster in
-// maintenance. Remediation of the pool backing the cluster is held while it does.
-type MaintenanceSource interface {
-	// HostsInMaintenance returns the names of the cluster's hosts whose
-	// resource state is a maintenance state (PrepareForMaintenance,
-	// Maintenance, ErrorInPrepareForMaintenance, ErrorInMaintenance).
-	HostsInMaintenance(ctx context.Context, cluster string) ([]string, error)
-}
-
-// stateView is the part of a snapshot the journal keeps.
+// stateView is the part of a snapshot the journal keeps: what an action
+// saw of the pool before it acted.
 type stateView struct {
 	Pool           string     `json:"pool"`
 	Up             bool       `json:"up"`

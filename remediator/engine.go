@@ -10,37 +10,35 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"xsha/config"
 )
 
-// DefaultMaxBodyBytes caps webhook request bodies.
-const DefaultMaxBodyBytes = 1 << 20
+// defaultMaxBodyBytes caps webhook request bodies.
+const defaultMaxBodyBytes = 1 << 20
 
-// Options configure a Remediator.
-type Options struct {
+// engineOptions configure an engine.
+type engineOptions struct {
 	// Config is the shared configuration; its pools are the ones acted on.
 	Config *config.Config
 	// Policy is the policy to start with; SetPolicy replaces it.
 	Policy *Policy
 	// Journal is the open journal.
-	Journal *Journal
+	Journal journal
 	// Clients gives each configured pool's XAPI client by pool name.
 	Clients map[string]PoolClient
 	// Maintenance, when set, holds pools whose CloudStack cluster has hosts
 	// in maintenance.
-	Maintenance MaintenanceSource
+	Maintenance maintenanceSource
 	// Auth authenticates the webhook and the hold API; required (use
 	// NoAuth to turn authentication off explicitly).
 	Auth Authenticator
-	// MaxBodyBytes caps webhook bodies; DefaultMaxBodyBytes when zero.
+	// MaxBodyBytes caps webhook bodies; defaultMaxBodyBytes when zero.
 	MaxBodyBytes int64
 	// Registerer receives the metrics; nil for none.
 	Registerer prometheus.Registerer
@@ -50,14 +48,14 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Remediator is the webhook intake, the journal-backed queue and the
+// engine is the webhook intake, the journal-backed queue and the
 // per-pool action runners.
-type Remediator struct {
+type engine struct {
 	cfg         *config.Config
 	policy      atomic.Pointer[Policy]
-	journal     *Journal
+	journal     journal
 	clients     map[string]PoolClient
-	maintenance MaintenanceSource
+	maintenance maintenanceSource
 	auth        Authenticator
 	maxBody     int64
 	metrics     *metrics
@@ -71,8 +69,8 @@ type Remediator struct {
 	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
 }
 
-// New returns a Remediator. Call Run to start acting and Register to serve HTTP.
-func New(opts Options) (*Remediator, error) {
+// newEngine returns an engine. Call Run to start acting and router to serve HTTP.
+func newEngine(opts engineOptions) (*engine, error) {
 	switch {
 	case opts.Config == nil:
 		return nil, errors.New("remediator: no configuration")
@@ -88,7 +86,7 @@ func New(opts Options) (*Remediator, error) {
 			return nil, fmt.Errorf("remediator: no XAPI client for pool %q", p.Name)
 		}
 	}
-	r := &Remediator{
+	r := &engine{
 		cfg:         opts.Config,
 		journal:     opts.Journal,
 		clients:     opts.Clients,
@@ -102,7 +100,7 @@ func New(opts Options) (*Remediator, error) {
 		autoHeld:    map[string]autoHold{},
 	}
 	if r.maxBody <= 0 {
-		r.maxBody = DefaultMaxBodyBytes
+		r.maxBody = defaultMaxBodyBytes
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -111,7 +109,7 @@ func New(opts Options) (*Remediator, error) {
 		r.now = time.Now
 	}
 	r.policy.Store(opts.Policy)
-	r.journal.now = r.now
+	r.journal.setClock(r.now)
 	for _, p := range r.cfg.Pools {
 		r.wake[p.Name] = make(chan struct{}, 1)
 	}
@@ -121,13 +119,13 @@ func New(opts Options) (*Remediator, error) {
 
 // SetPolicy makes p the running policy (after a reload). Actions already
 // queued are gated by it when they start.
-func (r *Remediator) SetPolicy(p *Policy) {
+func (r *engine) SetPolicy(p *Policy) {
 	r.policy.Store(p)
 	r.policyChanged()
 	r.log.Info("policy loaded", "dry_run", p.DryRun, "actions", len(p.Actions))
 }
 
-func (r *Remediator) policyChanged() {
+func (r *engine) policyChanged() {
 	p := r.policy.Load()
 	if p.anyLive() {
 		r.metrics.dryRun.Set(0)
@@ -137,23 +135,10 @@ func (r *Remediator) policyChanged() {
 	r.updateHoldGauges()
 }
 
-// Ready reports whether the runners have started.
-func (r *Remediator) Ready() bool { return r.running.Load() }
+// ready reports whether the runners have started.
+func (r *engine) ready() bool { return r.running.Load() }
 
-// Register adds the remediator's routes: the webhook, the API and the
-// status page.
-func (r *Remediator) Register(m *mux.Router) {
-	m.HandleFunc("/webhook", r.handleWebhook)
-	m.HandleFunc("/api/v1/actions", r.handleActions).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/actions/{id:[0-9]+}", r.handleAction).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/journal", r.handleJournal).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
-	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
-	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
-	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
-}
-
-func (r *Remediator) wakePool(pool string) {
+func (r *engine) wakePool(pool string) {
 	if ch, ok := r.wake[pool]; ok {
 		select {
 		case ch <- struct{}{}:

@@ -1,0 +1,350 @@
+package remediator
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketEntries  = []byte("entries")
+	bucketActions  = []byte("actions")
+	bucketOpen     = []byte("open")
+	bucketByAction = []byte("action_entries")
+	bucketEpisodes = []byte("episodes")
+	bucketTargets  = []byte("targets")
+	bucketAttempts = []byte("attempts")
+	bucketHolds    = []byte("holds")
+	allBuckets     = [][]byte{bucketEntries, bucketActions, bucketOpen, bucketByAction,
+		bucketEpisodes, bucketTargets, bucketAttempts, bucketHolds}
+)
+
+// globalHoldKey is the holds bucket key of a hold on every pool.
+const globalHoldKey = "*"
+
+// boltJournal is the journal in a bbolt file. Every Update is fsync'd
+// before it returns.
+type boltJournal struct {
+	db    *bolt.DB
+	clock func() time.Time
+}
+
+// openBoltJournal opens or creates the journal file at path.
+func openBoltJournal(path string) (*boltJournal, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening journal %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising journal %s: %w", path, err)
+	}
+	return &boltJournal{db: db, clock: time.Now}, nil
+}
+
+// Close closes the file.
+func (j *boltJournal) Close() error { return j.db.Close() }
+
+func (j *boltJournal) setClock(now func() time.Time) { j.clock = now }
+
+// Update implements journal.
+func (j *boltJournal) Update(fn func(tx journalTx) error) error {
+	return j.db.Update(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, clock: j.clock}) })
+}
+
+// View implements journal.
+func (j *boltJournal) View(fn func(tx journalTx) error) error {
+	return j.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, clock: j.clock}) })
+}
+
+// boltTx is a transaction of a boltJournal.
+type boltTx struct {
+	tx    *bolt.Tx
+	clock func() time.Time
+}
+
+func (t *boltTx) now() time.Time { return t.clock() }
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// Append adds an entry, assigning its sequence number and time.
+func (t *boltTx) Append(e Entry) error {
+	b := t.tx.Bucket(bucketEntries)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	if e.Time.IsZero() {
+		e.Time = t.now()
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(u64(seq), v); err != nil {
+		return err
+	}
+	if e.ActionID != 0 {
+		k := append(u64(e.ActionID), u64(seq)...)
+		if err := t.tx.Bucket(bucketByAction).Put(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendFor adds an entry about the action.
+func (t *boltTx) AppendFor(r *Action, kind Kind, msg string, data any) error {
+	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Name, Pool: r.Pool, Host: r.Host, Message: msg}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		e.Data = b
+	}
+	return t.Append(e)
+}
+
+// Create stores a new action, assigning its ID.
+func (t *boltTx) Create(r *Action) error {
+	id, err := t.tx.Bucket(bucketActions).NextSequence()
+	if err != nil {
+		return err
+	}
+	r.ID = id
+	if r.Created.IsZero() {
+		r.Created = t.now()
+	}
+	return t.Put(r)
+}
+
+// Put stores the action and keeps the index of open actions.
+func (t *boltTx) Put(r *Action) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bucketActions).Put(u64(r.ID), v); err != nil {
+		return err
+	}
+	if r.open() {
+		return t.tx.Bucket(bucketOpen).Put(u64(r.ID), []byte(r.Pool))
+	}
+	return t.tx.Bucket(bucketOpen).Delete(u64(r.ID))
+}
+
+// Save stores an action the runner holds in memory, keeping what intake
+// may have added meanwhile (episodes and resolved episodes).
+func (t *boltTx) Save(r *Action) error {
+	if stored, err := t.Get(r.ID); err == nil {
+		for _, e := range stored.Episodes {
+			if !slices.Contains(r.Episodes, e) {
+				r.Episodes = append(r.Episodes, e)
+			}
+		}
+		for _, e := range stored.Resolved {
+			if !slices.Contains(r.Resolved, e) {
+				r.Resolved = append(r.Resolved, e)
+			}
+		}
+	}
+	return t.Put(r)
+}
+
+// Get returns the action with the ID.
+func (t *boltTx) Get(id uint64) (*Action, error) {
+	v := t.tx.Bucket(bucketActions).Get(u64(id))
+	if v == nil {
+		return nil, fmt.Errorf("action %d not in the journal", id)
+	}
+	var r Action
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("action %d: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Open returns the open actions, oldest first; of one pool unless pool is empty.
+func (t *boltTx) Open(pool string) ([]*Action, error) {
+	var out []*Action
+	err := t.tx.Bucket(bucketOpen).ForEach(func(k, v []byte) error {
+		if pool != "" && string(v) != pool {
+			return nil
+		}
+		r, err := t.Get(binary.BigEndian.Uint64(k))
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// Recent returns up to limit actions, newest first.
+func (t *boltTx) Recent(limit int) ([]*Action, error) {
+	var out []*Action
+	c := t.tx.Bucket(bucketActions).Cursor()
+	for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+		var r Action
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+// EntriesFor returns the entries about the action, oldest first.
+func (t *boltTx) EntriesFor(id uint64) ([]Entry, error) {
+	var out []Entry
+	c := t.tx.Bucket(bucketByAction).Cursor()
+	prefix := u64(id)
+	for k, _ := c.Seek(prefix); len(k) == 16 && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		v := t.tx.Bucket(bucketEntries).Get(k[8:])
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Entries returns up to limit entries with a sequence number above after,
+// oldest first.
+func (t *boltTx) Entries(after uint64, limit int) ([]Entry, error) {
+	var out []Entry
+	c := t.tx.Bucket(bucketEntries).Cursor()
+	for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Episode returns the action that answers the episode key.
+func (t *boltTx) Episode(key string) (uint64, bool) {
+	v := t.tx.Bucket(bucketEpisodes).Get([]byte(key))
+	if len(v) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v), true
+}
+
+// SetEpisode points the episode key at the action.
+func (t *boltTx) SetEpisode(key string, id uint64) error {
+	return t.tx.Bucket(bucketEpisodes).Put([]byte(key), u64(id))
+}
+
+func (t *boltTx) target(key string) (targetState, error) {
+	var s targetState
+	v := t.tx.Bucket(bucketTargets).Get([]byte(key))
+	if v == nil {
+		return s, nil
+	}
+	return s, json.Unmarshal(v, &s)
+}
+
+func (t *boltTx) putTarget(key string, s targetState) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketTargets).Put([]byte(key), v)
+}
+
+// attempts returns the pool's attempts within the hour before now.
+func (t *boltTx) attempts(pool string, now time.Time) ([]time.Time, error) {
+	var all []time.Time
+	if v := t.tx.Bucket(bucketAttempts).Get([]byte(pool)); v != nil {
+		if err := json.Unmarshal(v, &all); err != nil {
+			return nil, err
+		}
+	}
+	var recent []time.Time
+	for _, a := range all {
+		if now.Sub(a) < time.Hour {
+			recent = append(recent, a)
+		}
+	}
+	return recent, nil
+}
+
+func (t *boltTx) addAttempt(pool string, at time.Time) error {
+	recent, err := t.attempts(pool, at)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(append(recent, at))
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketAttempts).Put([]byte(pool), v)
+}
+
+// Holds returns the holds set through the API.
+func (t *boltTx) Holds() ([]Hold, error) {
+	var out []Hold
+	err := t.tx.Bucket(bucketHolds).ForEach(func(_, v []byte) error {
+		var h Hold
+		if err := json.Unmarshal(v, &h); err != nil {
+			return err
+		}
+		out = append(out, h)
+		return nil
+	})
+	return out, err
+}
+
+// PutHold stores a hold; an empty pool holds every pool.
+func (t *boltTx) PutHold(h Hold) error {
+	v, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketHolds).Put(holdKey(h.Pool), v)
+}
+
+// DeleteHold lifts a hold and reports whether there was one.
+func (t *boltTx) DeleteHold(pool string) (bool, error) {
+	b := t.tx.Bucket(bucketHolds)
+	if b.Get(holdKey(pool)) == nil {
+		return false, nil
+	}
+	return true, b.Delete(holdKey(pool))
+}
+
+func holdKey(pool string) []byte {
+	if pool == "" {
+		return []byte(globalHoldKey)
+	}
+	return []byte(pool)
+}
+
+var (
+	_ journal   = (*boltJournal)(nil)
+	_ journalTx = (*boltTx)(nil)
+)

@@ -1,0 +1,134 @@
+package remediator
+
+import (
+	"html/template"
+	"io"
+	"net/http"
+	"time"
+)
+
+// statusTmpl is the status page. Times are written in UTC, as RFC 3339
+// in each <time> element's datetime attribute; statusJS rewrites them in
+// the browser's time zone, the operator's. Tables scroll sideways within
+// their box, so the page itself fits a phone's width.
+var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ts": func(t time.Time) template.HTML {
+		if t.IsZero() {
+			return ""
+		}
+		t = t.UTC()
+		return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `">` + t.Format("2006-01-02 15:04:05") + ` UTC</time>`)
+	},
+}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>xsha-remediator</title>
+<link rel="icon" href="data:,">
+<style>
+body { font-family: sans-serif; margin: 1em; line-height: 1.4; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.5em; }
+.scroll { overflow-x: auto; max-width: 100%; margin-bottom: 1em; }
+table { border-collapse: collapse; }
+#actions { width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; white-space: nowrap; }
+td.reason, td.steps { white-space: normal; }
+td.reason { min-width: 10em; overflow-wrap: anywhere; }
+time { white-space: nowrap; }
+@media (max-width: 40em) {
+  /* A phone: each row is a card of label: value lines. */
+  table, tbody, tr, td { display: block; }
+  tr:first-child { display: none; }
+  tr { border: 1px solid #ccc; margin-bottom: 0.75em; }
+  td { border: none; border-bottom: 1px solid #eee; }
+  td::before { content: attr(data-label) ": "; font-weight: bold; }
+  td.reason { min-width: 0; }
+  td:empty { display: none; }
+}
+.success { color: #1a7f37; } .failed { color: #cf222e; } .dry_run, .skipped, .cancelled { color: #6e7781; } .running, .pending { color: #9a6700; font-weight: bold; }
+.mode { padding: 0.5em; border-left: 4px solid #9a6700; background: #fff8e5; }
+.mode.live { border-color: #1a7f37; background: #eefbf1; }
+</style>
+<script src="static/status.js" defer></script>
+</head>
+<body>
+<h1>xsha-remediator</h1>
+<p class="mode{{if not .DryRun}} live{{end}}" id="mode">Mode: {{if .DryRun}}<strong>dry-run</strong>: actions read live state and journal what they would do; nothing is written.{{else}}<strong>live</strong> for the actions the policy enables.{{end}}
+Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pools: {{range $j, $p := $a.Pools}}{{if $j}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}; dry-run{{end}}){{else}}none{{end}}</p>
+<p id="tz">Times are in UTC.</p>
+<h2>Holds</h2>
+{{if .Holds}}<div class="scroll"><table id="holds">
+<tr><th>Pool</th><th>Source</th><th>Since</th><th>Reason</th></tr>
+{{range .Holds}}<tr><td data-label="Pool">{{if .Pool}}{{.Pool}}{{else}}every pool{{end}}</td><td data-label="Source">{{.Source}}</td><td data-label="Since">{{ts .Since}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
+{{end}}</table></div>{{else}}<p>None.</p>{{end}}
+<h2>Workflows</h2>
+<p id="workflows">None defined. Planned-maintenance workflows (several actions in order, for one operator request) are listed here once the remediator runs them.</p>
+<h2>Recent actions</h2>
+{{if .Records}}<div class="scroll"><table id="actions">
+<tr><th>ID</th><th>Created</th><th>Action</th><th>Pool</th><th>Host</th><th>Alert</th><th>State</th><th>Steps</th><th>Reason</th></tr>
+{{range .Records}}<tr id="action-{{.ID}}"><td data-label="ID"><a href="api/v1/actions/{{.ID}}">{{.ID}}</a></td><td data-label="Created">{{ts .Created}}</td><td data-label="Action">{{.Name}}{{if .DryRun}} (dry-run){{end}}</td><td data-label="Pool">{{.Pool}}</td><td data-label="Host">{{.Host}}</td><td data-label="Alert">{{.Alert.Name}}</td><td data-label="State" class="state {{.State}}">{{.State}}</td><td data-label="Steps" class="steps">{{range .Steps}}{{.Name}}: {{.State}}<br>{{end}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
+{{end}}</table></div>{{else}}<p>None yet.</p>{{end}}
+<p><a href="api/v1/actions">actions (JSON)</a> · <a href="api/v1/holds">holds (JSON)</a> · <a href="api/v1/journal">journal (JSON)</a> · <a href="metrics">metrics</a></p>
+</body>
+</html>
+`))
+
+// statusJS shows the status page's times in the browser's time zone.
+const statusJS = `"use strict";
+document.addEventListener("DOMContentLoaded", function () {
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  document.querySelectorAll("time[datetime]").forEach(function (el) {
+    var d = new Date(el.getAttribute("datetime"));
+    if (isNaN(d)) { return; }
+    el.title = el.textContent;
+    el.textContent = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  });
+  document.getElementById("tz").textContent = "Times are in " + zone + " (your browser's time zone); hover for UTC.";
+});
+`
+
+// handleStatusJS serves statusJS.
+func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	_, _ = io.WriteString(w, statusJS)
+}
+
+// handleStatus is the status page at /: dry-run state, holds and recent
+// actions. It shows no secrets: none are in the journal.
+func (r *engine) handleStatus(w http.ResponseWriter, req *http.Request) {
+	recs, err := r.recentActions(defaultListLimit)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	holds, err := r.holdsView()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	type actionView struct {
+		Name   ActionName
+		Pools  []string
+		DryRun bool
+	}
+	pol := r.policy.Load()
+	var actions []actionView
+	for _, spec := range actionTable {
+		if a, ok := pol.Actions[spec.name]; ok {
+			actions = append(actions, actionView{spec.name, a.Pools, pol.dryRunFor(spec.name)})
+		}
+	}
+	data := struct {
+		DryRun  bool
+		Actions []actionView
+		Holds   []Hold
+		Records []*Action
+	}{!pol.anyLive(), actions, holds, recs}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusTmpl.Execute(w, data); err != nil {
+		r.log.Error("rendering status page", "err", err)
+	}
+}
