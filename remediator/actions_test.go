@@ -119,9 +119,9 @@ func TestEnablePoolHAAlreadyHealthy(t *testing.T) {
 
 func TestEnablePoolHAPreconditions(t *testing.T) {
 	cases := []struct {
-		name   string
-		break_ func(p *fakePool)
-		reason string
+		name    string
+		breakIt func(p *fakePool)
+		reason  string
 	}{
 		{"heartbeat SR missing", func(p *fakePool) { p.srUUID = "" }, `heartbeat SR "MGMT-HA" does not exist`},
 		{"PBD unplugged", func(p *fakePool) { p.hosts[2].srAttached = false }, "heartbeat SR MGMT-HA is not attached on host cluster-a-h3"},
@@ -139,7 +139,7 @@ func TestEnablePoolHAPreconditions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newFakePool("cluster-a")
-			tc.break_(p)
+			tc.breakIt(p)
 			h := newHarness(t, livePolicy, p)
 			h.start()
 			id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
@@ -225,7 +225,7 @@ func TestClearEmergencyModePreconditions(t *testing.T) {
 	}{
 		{"host not in emergency mode", func(p *fakePool) string { p.haEnabled = true; return "cluster-a-h3" }, StateSuccess, "already healthy"},
 		{"host unreachable", func(p *fakePool) string { p.hosts[2].role = xapi.RoleUnreachable; return "cluster-a-h3" }, StateSkipped, "does not answer"},
-		{"unknown host", func(p *fakePool) string { return "nope" }, StateSkipped, "not a member"},
+		{"unknown host", func(*fakePool) string { return "nope" }, StateSkipped, "not a member"},
 		{"another host not live", func(p *fakePool) string {
 			old := p.emergencyOldMaster()
 			p.hosts[3].live = false

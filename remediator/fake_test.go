@@ -158,7 +158,7 @@ func (p *fakePool) masterAddr() string {
 
 func xerr(code string, params ...string) error { return &xapi.Error{Code: code, Params: params} }
 
-func (p *fakePool) EnableHA(ctx context.Context, sr string, cfg map[string]string) error {
+func (p *fakePool) EnableHA(_ context.Context, sr string, cfg map[string]string) error {
 	p.mu.Lock()
 	p.calls = append(p.calls, fmt.Sprintf("pool.enable_ha(%s,%v)", sr, cfg))
 	err := func() error {
@@ -196,7 +196,7 @@ func (p *fakePool) EnableHA(ctx context.Context, sr string, cfg map[string]strin
 	return err
 }
 
-func (p *fakePool) DisableHA(ctx context.Context) error {
+func (p *fakePool) DisableHA(context.Context) error {
 	p.mu.Lock()
 	p.calls = append(p.calls, "pool.disable_ha")
 	var err error
@@ -217,7 +217,7 @@ func (p *fakePool) DisableHA(ctx context.Context) error {
 	return err
 }
 
-func (p *fakePool) EmergencyHADisable(ctx context.Context, addr string) error {
+func (p *fakePool) EmergencyHADisable(_ context.Context, addr string) error {
 	p.mu.Lock()
 	p.calls = append(p.calls, "host.emergency_ha_disable("+addr+")")
 	var err error

@@ -87,8 +87,7 @@ func (r *engine) handleWebhook(w http.ResponseWriter, req *http.Request) {
 	}
 	msg, err := decodeMessage(http.MaxBytesReader(w, req.Body, r.maxBody))
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			reject(webhookTooLarge, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", r.maxBody))
 			return
 		}

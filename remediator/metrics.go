@@ -13,12 +13,12 @@ type webhookResult string
 // Webhook results.
 const (
 	webhookAccepted         webhookResult = "accepted"
-	webhookUnauthorized                   = "unauthorized"
-	webhookMethodNotAllowed               = "method_not_allowed"
-	webhookUnsupportedType                = "unsupported_media_type"
-	webhookTooLarge                       = "too_large"
-	webhookBadRequest                     = "bad_request"
-	webhookJournalError                   = "journal_error"
+	webhookUnauthorized     webhookResult = "unauthorized"
+	webhookMethodNotAllowed webhookResult = "method_not_allowed"
+	webhookUnsupportedType  webhookResult = "unsupported_media_type"
+	webhookTooLarge         webhookResult = "too_large"
+	webhookBadRequest       webhookResult = "bad_request"
+	webhookJournalError     webhookResult = "journal_error"
 )
 
 var (

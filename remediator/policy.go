@@ -135,10 +135,8 @@ func (p *Policy) validate() error {
 			}
 			byAlert[al] = name
 		}
-		for _, pool := range a.Pools {
-			if pool == "" {
-				return fmt.Errorf("actions: %s: empty pool name", name)
-			}
+		if slices.Contains(a.Pools, "") {
+			return fmt.Errorf("actions: %s: empty pool name", name)
 		}
 	}
 	if p.Cooldown < 0 || p.Backoff < 0 || p.HATimeout < 0 {

@@ -165,11 +165,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 	case rec.State != StateRunning:
 		return false, nil
 	}
-	logMsg := "action started"
-	if rec.Resumed > 0 {
-		logMsg = "action resumed"
-	}
-	r.log.Info(logMsg, "action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
+	r.log.Info("action running", "resumed", rec.Resumed > 0, "action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
 		"dry_run", rec.DryRun, "steps_done", len(rec.Steps))
 	return true, nil
 }

@@ -98,7 +98,7 @@ func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
 
 // handleStatus is the status page at /: dry-run state, holds and recent
 // actions. It shows no secrets: none are in the journal.
-func (r *engine) handleStatus(w http.ResponseWriter, req *http.Request) {
+func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	recs, err := r.recentActions(defaultListLimit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,7 +197,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		id    uint64
 		state State
 	}{{finished.ID, StateSuccess}, {running, StateRunning}, {skipped.ID, StateSkipped}} {
-		r, ok := byID[fmt.Sprint(want.id)]
+		r, ok := byID[strconv.FormatUint(want.id, 10)]
 		if !ok {
 			t.Errorf("action %d is not listed: %+v", want.id, rows)
 			continue
@@ -205,12 +206,12 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("action %d shows state %q, want %q", want.id, r.State, want.state)
 		}
 	}
-	if r := byID[fmt.Sprint(skipped.ID)]; !strings.Contains(r.Reason, holdReason) {
+	if r := byID[strconv.FormatUint(skipped.ID, 10)]; !strings.Contains(r.Reason, holdReason) {
 		t.Errorf("the skipped action's reason %q does not give the hold's %q", r.Reason, holdReason)
 	}
 	// Times in the operator's zone: the page was given UTC.
 	wantCreated := finished.Created.In(operatorOffset).Format("2006-01-02 15:04:05")
-	if got := byID[fmt.Sprint(finished.ID)].Created; got != wantCreated {
+	if got := byID[strconv.FormatUint(finished.ID, 10)].Created; got != wantCreated {
 		t.Errorf("created shown as %q, want %q (%s)", got, wantCreated, operatorZone)
 	}
 	tz, err := chromedp.Run(ctx, chromedp.Text("#tz"))

@@ -34,7 +34,7 @@ func TestWebhookRejectsBadRequests(t *testing.T) {
 		auth   string
 		body   []byte
 		code   int
-		result string
+		result webhookResult
 	}{
 		{"no auth", "POST", "application/json", "", good, 401, webhookUnauthorized},
 		{"wrong token", "POST", "application/json", "Bearer nope", good, 401, webhookUnauthorized},
@@ -82,7 +82,7 @@ func TestWebhookRejectsBadRequests(t *testing.T) {
 
 func TestWebhookUnauthorizedCarriesChallenge(t *testing.T) {
 	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
-	req, _ := http.NewRequest("POST", h.srv.URL+"/webhook", bytes.NewReader(validBody(t)))
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/webhook", bytes.NewReader(validBody(t)))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestAuthenticators(t *testing.T) {
 		{"either, wrong", either, func(r *http.Request) { r.SetBasicAuth("am", "tok") }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", "/", nil)
+			req, _ := http.NewRequest(http.MethodPost, "/", nil)
 			tc.set(req)
 			if got := tc.auth.Authenticate(req); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
@@ -167,12 +167,12 @@ func TestCredentialFiles(t *testing.T) {
 		return p
 	}
 	bearerReq := func(tok string) *http.Request {
-		r, _ := http.NewRequest("POST", "/", nil)
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
 		r.Header.Set("Authorization", "Bearer "+tok)
 		return r
 	}
 	basicReq := func(u, p string) *http.Request {
-		r, _ := http.NewRequest("POST", "/", nil)
+		r, _ := http.NewRequest(http.MethodPost, "/", nil)
 		r.SetBasicAuth(u, p)
 		return r
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -101,7 +102,8 @@ func start(t *testing.T, args ...string) *proc {
 func (p *proc) wait() int {
 	<-p.done
 	err := p.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
+	ee := &exec.ExitError{}
+	if errors.As(err, &ee) {
 		return ee.ExitCode()
 	}
 	return 0
