@@ -232,6 +232,20 @@ func TestClearEmergencyModePreconditions(t *testing.T) {
 			return old
 		}, StateSkipped, "could not be re-enabled afterwards): host cluster-a-h4 is not live"},
 		{"VM HA set", func(p *fakePool) string { old := p.emergencyOldMaster(); p.vmsProtected = 1; return old }, StateSkipped, "HA restart priority"},
+		// Its own path to the heartbeat SR lost: disarmed, it would rejoin
+		// and leave pool HA off for good.
+		{"its heartbeat SR unplugged", func(p *fakePool) string {
+			old := p.emergencyOldMaster()
+			p.hosts[0].srAttached = false
+			return old
+		}, StateSkipped, "heartbeat SR MGMT-HA is not attached on host cluster-a-h1, so pool HA could not be re-enabled once it rejoins"},
+		// pool.disable_ha without the statefile waits for every host,
+		// the emergency-mode one too, retrying without end (xapi_ha.ml).
+		{"master without the statefile", func(p *fakePool) string {
+			old := p.emergencyOldMaster()
+			p.hosts[1].noStatefile = true
+			return old
+		}, StateSkipped, "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,7 @@ type fakeHost struct {
 	armed          bool
 	rejoinInReads  int // >0: reads left until the host is back as a slave
 	emergencyError []string
+	noStatefile    bool // the host cannot reach the HA statefile
 }
 
 // fakePool is a small model of a pool's HA behaviour, as the reference
@@ -138,6 +139,11 @@ func (p *fakePool) Read(ctx context.Context) (*xapi.Snapshot, error) {
 		}
 		if h.master {
 			s.MasterUUID = xh.UUID
+		}
+		if p.haEnabled && h.srAttached && !h.noStatefile && (h.live || h.master) {
+			// host.ha_statefiles: set while pool HA is on and the host
+			// reaches the statefile (xapi_ha.ml).
+			xh.HAStatefiles = []string{"statefile-" + p.name}
 		}
 		s.Hosts = append(s.Hosts, xh)
 		if s.HeartbeatSR != nil && h.hasPBD {

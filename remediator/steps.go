@@ -174,7 +174,14 @@ func enableBlockers(s *xapi.Snapshot, heartbeatSR, except string) []string {
 			switch {
 			case !has:
 				b = append(b, fmt.Sprintf("host %s has no PBD for heartbeat SR %s", h.Name, s.HeartbeatSR.Name))
-			case !attached && h.Name != except:
+			case !attached && h.Name == except:
+				// The master keeps a host's PBD as the host last set it
+				// (storage_access.ml resynchronises it at start-up only): a
+				// host away or in emergency mode still shows attached unless
+				// its path to the heartbeat SR was lost. Repairing it would
+				// leave pool HA off once it rejoins.
+				b = append(b, fmt.Sprintf("heartbeat SR %s is not attached on host %s, so pool HA could not be re-enabled once it rejoins", s.HeartbeatSR.Name, h.Name))
+			case !attached:
 				b = append(b, fmt.Sprintf("heartbeat SR %s is not attached on host %s", s.HeartbeatSR.Name, h.Name))
 			}
 		}
@@ -238,14 +245,45 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) stepSpec {
 		if err := stillNeeded(s); err != nil {
 			return err
 		}
+		if silent := disableBlockers(s); len(silent) > 0 {
+			reason := "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer, " +
+				"retrying every 30 s without end, and " + strings.Join(silent, ", ") + " cannot answer"
+			if !x.rec.Wrote {
+				return end(StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+reason)
+			}
+			return fmt.Errorf("not calling pool.disable_ha: %s", reason)
+		}
 		if err := x.call(ctx, "pool.disable_ha", nil, x.client.DisableHA, xapi.CodeHANotEnabled); err != nil && !errors.Is(err, errNoAnswer) {
 			return err
 		}
 		_, err = x.waitFor(ctx, "pool HA to be off", func(s *xapi.Snapshot) (bool, string) {
+			if m, ok := s.Master(); ok && len(m.HAStatefiles) == 0 {
+				return !s.HAEnabled, "pool HA is still enabled; the master cannot reach the HA statefile, so xapi retries " +
+					"pool.disable_ha every 30 s until every host answers and may still turn pool HA off later"
+			}
 			return !s.HAEnabled, "pool HA is still enabled"
 		})
 		return err
 	}}
+}
+
+// disableBlockers names the hosts that would keep pool.disable_ha from
+// finishing: when the master cannot reach the statefile, xapi disables HA
+// host by host and retries every 30 s until every host in its database has
+// answered (xapi_ha.ml, disable_internal), so one host that is not live
+// blocks the call for as long as it stays away.
+func disableBlockers(s *xapi.Snapshot) []string {
+	m, ok := s.Master()
+	if !ok || len(m.HAStatefiles) > 0 {
+		return nil
+	}
+	var silent []string
+	for _, h := range s.Hosts {
+		if !h.IsMaster && (!h.Live || h.Probe.Role == xapi.RoleUnreachable) {
+			silent = append(silent, fmt.Sprintf("host %s (%s)", h.Name, hostState(h)))
+		}
+	}
+	return silent
 }
 
 // waitRejoinStep waits until the host is a live, enabled slave.

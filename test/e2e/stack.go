@@ -359,13 +359,17 @@ scrape_configs:
 `, interval, exporter, remediator, alertmanager)
 }
 
+// alertmanagerConfig routes the remediable alerts to the remediator. It
+// repeats a notification every 30s: a skipped alert (its pool on hold) is
+// only acted on when Alertmanager sends it again after the hold is lifted,
+// which deploy/'s configuration does hourly.
 func alertmanagerConfig(webhook, tokenFile string, interval time.Duration) string {
 	return fmt.Sprintf(`route:
   receiver: default
   group_by: [alertname, pool, host]
   group_wait: %[3]s
   group_interval: %[4]s
-  repeat_interval: 1h
+  repeat_interval: 30s
   routes:
     - receiver: xsha-remediator
       matchers: ['alertname=~"XenServerPoolHADisabled|XenServerHostEmergencyMode|XenServerHostCannotRejoin"']
@@ -545,4 +549,30 @@ func (s *Stack) Actions(ctx context.Context) ([]Action, error) {
 	}
 	err := getJSON(ctx, s.RemediatorURL+"/api/v1/actions", &r)
 	return r.Actions, err
+}
+
+// LabStats is the part of the lab's call counters (GET /v1/stats) the
+// tests read.
+type LabStats struct {
+	Hosts []struct {
+		Name  string            `json:"name"`
+		Calls map[string]uint64 `json:"calls"`
+	} `json:"hosts"`
+}
+
+// Calls returns how many times host was called with method.
+func (st LabStats) Calls(host, method string) uint64 {
+	for _, h := range st.Hosts {
+		if h.Name == host {
+			return h.Calls[method]
+		}
+	}
+	return 0
+}
+
+// Stats reads the lab's call counters.
+func (s *Stack) Stats(ctx context.Context) (LabStats, error) {
+	var st LabStats
+	err := getJSON(ctx, s.ControlURL+"/v1/stats", &st)
+	return st, err
 }
