@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/alertmanager/template"
-
 	"xsha/sim/scenario"
 )
 
@@ -117,11 +115,8 @@ step_timeout: 30s
 	h := newLabHarness(t, l, pol, nil)
 	h.start()
 	var ids []uint64
-	var alerts []template.Alert
 	for i, name := range names {
-		a := firing("XenServerPoolHADisabled", name, "", "fp-"+name, time.Now())
-		alerts = append(alerts, a)
-		_, out := h.post(message(a))
+		_, out := h.post(message(firing("XenServerPoolHADisabled", name, "", "fp-"+name, time.Now())))
 		want := VerdictQueued
 		if i >= 5 {
 			want = VerdictSkipped

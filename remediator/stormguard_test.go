@@ -329,7 +329,7 @@ breaker: {max_pools: 1}
 	if rec := h.waitFinal(idA); rec.State != StateSuccess {
 		t.Errorf("the running action ended %s %q, want success", rec.State, rec.Reason)
 	}
-	if !a.HAEnabled() || b.fakePool.count("pool.enable_ha") != 0 {
+	if !a.HAEnabled() || b.count("pool.enable_ha") != 0 {
 		t.Errorf("cluster-a HA %v, cluster-b calls %v", a.HAEnabled(), b.Calls())
 	}
 }
