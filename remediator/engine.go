@@ -132,6 +132,9 @@ func (r *engine) SetPolicy(p *Policy) {
 	r.policy.Store(p)
 	r.policyChanged()
 	r.limiter.poke()
+	if err := r.refreshBreaker(); err != nil {
+		r.log.Error("breaker not re-evaluated under the new policy; the maintenance loop retries", "err", err)
+	}
 	r.log.Info("policy loaded", "dry_run", p.DryRun, "actions", len(p.Actions))
 }
 

@@ -55,6 +55,19 @@ type gatedPool struct {
 	gate    chan struct{} // closed to let enable_ha go on
 }
 
+// next returns the next pool whose enable_ha was called; it fails the test
+// after a minute, as waitFinal does, rather than hang.
+func next(t *testing.T, entered <-chan string) string {
+	t.Helper()
+	select {
+	case name := <-entered:
+		return name
+	case <-time.After(time.Minute):
+		t.Fatal("no pool.enable_ha call within a minute")
+		return ""
+	}
+}
+
 func (p *gatedPool) EnableHA(ctx context.Context, sr string, cfg map[string]string) error {
 	p.entered <- p.name
 	select {
@@ -225,6 +238,14 @@ func TestBreakerSkipsPendingAndCloses(t *testing.T) {
 				h.t.Fatal(err)
 			}
 		}},
+		{name: "a reloaded policy turns the breaker off", autoClose: false, closedBy: "policy", close: func(h *harness, _ *testClock, _ []template.Alert) {
+			_, yaml := fleet(4, "breaker: {max_pools: 0}\n")
+			pol, err := parsePolicy([]byte(yaml))
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			h.r.SetPolicy(pol)
+		}},
 		{name: "operator reset", autoClose: false, closedBy: "reset", close: func(h *harness, clock *testClock, alerts []template.Alert) {
 			var res []template.Alert
 			for _, a := range alerts[1:] {
@@ -318,7 +339,7 @@ breaker: {max_pools: 1}
 	h.start()
 	_, out := h.post(message(haDisabled("cluster-a", time.Now())))
 	idA := actionIDs(out)[0]
-	if got := <-entered; got != "cluster-a" {
+	if got := next(t, entered); got != "cluster-a" {
 		t.Fatalf("enable_ha on %s, want cluster-a", got)
 	}
 	_, out = h.post(message(haDisabled("cluster-b", time.Now())))
@@ -358,7 +379,7 @@ func TestMaxRunningPoolsRunsInOrder(t *testing.T) {
 	}
 	h.start()
 	for i, want := range order {
-		if got := <-entered; got != want {
+		if got := next(t, entered); got != want {
 			t.Fatalf("action %d ran on %s, want %s (the order alerts came)", i+1, got, want)
 		}
 		if i == 0 {
@@ -397,5 +418,44 @@ func TestRunLimiterForcedAcquireIgnoresLimit(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil {
 		t.Error("a pending action got a slot over the limit")
+	}
+}
+
+// Raising max_running_pools in a reloaded policy lets a waiting pool start
+// at once, without waiting for the running one.
+func TestMaxRunningPoolsReloadLetsWaitingRun(t *testing.T) {
+	entered := make(chan string, 4)
+	clients := map[string]PoolClient{}
+	var fakes []*fakePool
+	var gates []chan struct{}
+	for _, name := range []string{"pool-01", "pool-02"} {
+		g := &gatedPool{fakePool: newFakePool(name), entered: entered, gate: make(chan struct{})}
+		clients[name], fakes, gates = g, append(fakes, g.fakePool), append(gates, g.gate)
+	}
+	defer func() {
+		for _, g := range gates {
+			close(g)
+		}
+	}()
+	_, yaml := fleet(2, "max_running_pools: 1\n")
+	h := newHarnessWith(t, configOf(fakes...), clients, yaml, nil)
+	h.start()
+	h.post(message(haDisabled("pool-01", time.Now())))
+	if got := next(t, entered); got != "pool-01" {
+		t.Fatalf("first to run: %s", got)
+	}
+	h.post(message(haDisabled("pool-02", time.Now())))
+	h.waitCounter(1, h.r.metrics.waitingPools)
+	_, yaml = fleet(2, "max_running_pools: 2\n")
+	pol, err := parsePolicy([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.r.SetPolicy(pol)
+	if got := next(t, entered); got != "pool-02" {
+		t.Fatalf("after the reload: %s entered, want pool-02", got)
+	}
+	if got := h.counter(h.r.metrics.runningPools); got != 2 {
+		t.Errorf("running_pools = %v, want 2", got)
 	}
 }
