@@ -416,7 +416,7 @@ func (t *boltTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
 		if e.ActionID != 0 && actions.Get(u64(e.ActionID)) != nil {
 			continue
 		}
-		if len(keys) == limit {
+		if len(keys) >= limit {
 			return n, true, deleteEntries(t.tx, keys, &n)
 		}
 		keys = append(keys, append([]byte(nil), k...))

@@ -1,6 +1,7 @@
 package remediator
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,78 @@ func TestAppRetention(t *testing.T) {
 				t.Errorf("retention %s, want %s", app.engine.retention, tc.want)
 			}
 		})
+	}
+}
+
+// The GC works in batches, so webhooks never wait long behind it: each
+// call removes at most its limit and says whether more is left, and the
+// batches together remove everything old.
+func TestJournalGCInBatches(t *testing.T) {
+	j, err := openBoltJournal(t.TempDir() + "/journal.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	clock := newTestClock()
+	j.setClock(clock.now)
+	if err := j.Update(func(tx journalTx) error {
+		for i := range 5 {
+			a := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateSkipped, Finished: clock.now(),
+				Episodes: []string{fmt.Sprintf("episode-%d", i)}}
+			if err := tx.Create(a); err != nil {
+				return err
+			}
+			if err := tx.SetEpisode(a.Episodes[0], a.ID); err != nil {
+				return err
+			}
+			for range 3 {
+				if err := tx.AppendFor(a, KindNote, "note", nil); err != nil {
+					return err
+				}
+			}
+			if err := tx.Append(Entry{Kind: KindAlert, Message: "alert"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(48 * time.Hour)
+	before := clock.now().Add(-24 * time.Hour)
+	var total gcCounts
+	calls := 0
+	for more := true; more; calls++ {
+		if calls > 10 {
+			t.Fatal("the GC does not end")
+		}
+		if err := j.Update(func(tx journalTx) error {
+			var n gcCounts
+			var err error
+			n, more, err = tx.gc(before, 2)
+			if n.Actions > 2 || n.Entries > 2*3+2 {
+				t.Errorf("one batch removed %+v, over its limit of 2 actions", n)
+			}
+			total = total.add(n)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := (gcCounts{Actions: 5, Entries: 20, Episodes: 5}); total != want {
+		t.Errorf("removed %+v in %d batches, want %+v", total, calls, want)
+	}
+	if err := j.View(func(tx journalTx) error {
+		st, err := tx.stats()
+		if st.Actions != 0 {
+			t.Errorf("%d actions left", st.Actions)
+		}
+		es, _ := tx.Entries(0, 100)
+		if len(es) != 0 {
+			t.Errorf("%d entries left", len(es))
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
