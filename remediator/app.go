@@ -28,6 +28,9 @@ type Options struct {
 	PolicyFile string
 	// JournalPath is the journal file, created if missing.
 	JournalPath string
+	// Retention is how long finished actions and their journal entries are
+	// kept; DefaultRetention when zero, at least a day.
+	Retention time.Duration
 	// Auth authenticates the webhook and the hold API; required (use
 	// NoAuth to turn authentication off explicitly).
 	Auth Authenticator
@@ -76,6 +79,12 @@ func New(opts Options) (*App, error) {
 			return xapi.NewClient(p, xapi.ClientOptions{Logger: logger, Metrics: m})
 		}
 	}
+	switch {
+	case opts.Retention == 0:
+		opts.Retention = DefaultRetention
+	case opts.Retention < minRetention:
+		return nil, fmt.Errorf("journal retention %s: must be at least %s", opts.Retention, minRetention)
+	}
 	a := &App{opts: opts, log: opts.Logger}
 	store := config.NewStore(opts.ConfigFile, opts.Registry)
 	if err := store.Reload(); err != nil {
@@ -112,7 +121,7 @@ func New(opts Options) (*App, error) {
 	a.engine, err = newEngine(engineOptions{
 		Config: a.cfg, Policy: pol, Journal: a.journal, Clients: clients,
 		Maintenance: maintenance, Auth: opts.Auth, MaxBodyBytes: opts.MaxBodyBytes,
-		Registerer: opts.Registry, Logger: opts.Logger,
+		Registerer: opts.Registry, Logger: opts.Logger, Retention: opts.Retention,
 	})
 	if err != nil {
 		a.Close()

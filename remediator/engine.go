@@ -46,6 +46,8 @@ type engineOptions struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Retention is how long finished actions are kept; 0 keeps them all.
+	Retention time.Duration
 }
 
 // engine is the webhook intake, the journal-backed queue and the
@@ -61,6 +63,8 @@ type engine struct {
 	metrics     *metrics
 	log         *slog.Logger
 	now         func() time.Time
+	retention   time.Duration
+	limiter     *runLimiter
 
 	wake    map[string]chan struct{}
 	running atomic.Bool
@@ -96,6 +100,7 @@ func newEngine(opts engineOptions) (*engine, error) {
 		metrics:     newMetrics(opts.Registerer),
 		log:         opts.Logger,
 		now:         opts.Now,
+		retention:   opts.Retention,
 		wake:        map[string]chan struct{}{},
 		autoHeld:    map[string]autoHold{},
 	}
@@ -108,12 +113,16 @@ func newEngine(opts engineOptions) (*engine, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.limiter = newRunLimiter(r.metrics)
 	r.policy.Store(opts.Policy)
 	r.journal.setClock(r.now)
 	for _, p := range r.cfg.Pools {
 		r.wake[p.Name] = make(chan struct{}, 1)
 	}
 	r.policyChanged()
+	if err := r.refreshBreaker(); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -122,6 +131,10 @@ func newEngine(opts engineOptions) (*engine, error) {
 func (r *engine) SetPolicy(p *Policy) {
 	r.policy.Store(p)
 	r.policyChanged()
+	r.limiter.poke()
+	if err := r.refreshBreaker(); err != nil {
+		r.log.Error("breaker not re-evaluated under the new policy; the maintenance loop retries", "err", err)
+	}
 	r.log.Info("policy loaded", "dry_run", p.DryRun, "actions", len(p.Actions))
 }
 

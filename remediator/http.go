@@ -36,6 +36,8 @@ func (r *engine) router() *mux.Router {
 	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
 	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
 	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
+	m.HandleFunc("/api/v1/breaker", r.handleBreaker).Methods(http.MethodGet)
+	m.HandleFunc("/api/v1/breaker/reset", r.handleBreakerReset).Methods(http.MethodPost)
 	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
 	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
 	return m
@@ -251,4 +253,33 @@ func (r *engine) handleDeleteHold(w http.ResponseWriter, req *http.Request) {
 	}
 	r.log.Info("hold lifted", "pool", pool, "remote", req.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "lifted"})
+}
+
+// handleBreaker is GET /api/v1/breaker: the storm guard's breaker.
+func (r *engine) handleBreaker(w http.ResponseWriter, _ *http.Request) {
+	b, err := r.breakerView()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"breaker": b})
+}
+
+// handleBreakerReset is POST /api/v1/breaker/reset, authenticated like the
+// hold API: it closes the breaker and starts counting afresh.
+func (r *engine) handleBreakerReset(w http.ResponseWriter, req *http.Request) {
+	if !r.authorize(w, req) {
+		return
+	}
+	was, err := r.resetBreaker(req.RemoteAddr)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	status := "closed"
+	if !was {
+		status = "was not open"
+	}
+	r.log.Warn("breaker reset", "was_open", was, "remote", req.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]string{"status": status})
 }

@@ -37,11 +37,12 @@ const (
 	SkipNotAllowed   SkipReason = "not_allowed"  // the policy or the configuration excludes the pool
 	SkipBadAlert     SkipReason = "bad_alert"    // the alert lacks the pool or host label
 	SkipResolved     SkipReason = "resolved"     // the alert resolved before the action started
+	SkipBreaker      SkipReason = "breaker"      // the storm guard's breaker is open
 )
 
 // skipReasons lists every skip reason, for the metric's HELP text.
 var skipReasons = []SkipReason{SkipHold, SkipCooldown, SkipBackoff, SkipBudget,
-	SkipPrecondition, SkipNotAllowed, SkipBadAlert, SkipResolved}
+	SkipPrecondition, SkipNotAllowed, SkipBadAlert, SkipResolved, SkipBreaker}
 
 // AlertVerdict is what the remediator decided about one alert of a webhook.
 type AlertVerdict struct {
@@ -85,8 +86,19 @@ func episodeKey(action ActionName, target, fingerprint string, startsAt time.Tim
 func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
 	pol := r.policy.Load()
 	var verdicts []AlertVerdict
+	var storm stormState
 	err := r.journal.Update(func(tx journalTx) error {
 		verdicts = verdicts[:0]
+		// The storm guard counts the whole message before deciding any of it.
+		seen := make([]alertLabels, 0, len(msg.Alerts))
+		for _, a := range msg.Alerts {
+			seen = append(seen, alertLabels{name: a.Labels["alertname"], pool: a.Labels["pool"],
+				host: a.Labels["host"], fingerprint: a.Fingerprint, status: a.Status})
+		}
+		var err error
+		if storm, err = r.observeAlerts(tx, pol, seen); err != nil {
+			return err
+		}
 		for _, a := range msg.Alerts {
 			v, err := r.decide(tx, pol, msg, a, remote)
 			if err != nil {
@@ -99,6 +111,7 @@ func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, er
 	if err != nil {
 		return nil, err
 	}
+	r.setBreakerGauges(storm)
 	if msg.TruncatedAlerts > 0 {
 		r.metrics.truncated.Add(float64(msg.TruncatedAlerts))
 	}
@@ -310,6 +323,11 @@ func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host s
 			scope = "every pool"
 		}
 		return SkipHold, fmt.Sprintf("hold on %s (%s): %s", scope, h.Source, h.Reason), nil
+	}
+	if storm, err := tx.stormState(); err != nil {
+		return "", "", err
+	} else if why := breakerGate(storm); why != "" {
+		return SkipBreaker, why, nil
 	}
 	ts, err := tx.target(targetKey(pool, host))
 	if err != nil {

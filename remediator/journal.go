@@ -49,6 +49,8 @@ const (
 	KindState   Kind = "state"   // live state as read
 	KindHold    Kind = "hold"    // a hold was set or lifted
 	KindNote    Kind = "note"    // anything else worth keeping
+	KindBreaker Kind = "breaker" // the storm guard's breaker opened or closed
+	KindGC      Kind = "gc"      // retention removed old actions and entries
 )
 
 // HoldSource is who holds a pool.
@@ -213,6 +215,18 @@ type journalTx interface {
 	PutHold(h Hold) error
 	// DeleteHold lifts a hold and reports whether there was one.
 	DeleteHold(pool string) (bool, error)
+	// stormState returns the storm guard's breaker state.
+	stormState() (stormState, error)
+	// putStormState stores it.
+	putStormState(s stormState) error
+	// gc removes up to limit finished actions that finished before
+	// before, their entries and the episode keys that point at them, and
+	// entries about no kept action older than before. It reports what it
+	// removed and whether more is left to remove. Cooldown, backoff,
+	// attempts, holds and the breaker are kept apart and never removed.
+	gc(before time.Time, limit int) (gcCounts, bool, error)
+	// stats returns the journal's size and how many actions it holds.
+	stats() (journalStats, error)
 }
 
 // mustJSON encodes values that always encode (plain structs).

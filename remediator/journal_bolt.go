@@ -20,12 +20,16 @@ var (
 	bucketTargets  = []byte("targets")
 	bucketAttempts = []byte("attempts")
 	bucketHolds    = []byte("holds")
+	bucketStorm    = []byte("storm")
 	allBuckets     = [][]byte{bucketEntries, bucketActions, bucketOpen, bucketByAction,
-		bucketEpisodes, bucketTargets, bucketAttempts, bucketHolds}
+		bucketEpisodes, bucketTargets, bucketAttempts, bucketHolds, bucketStorm}
 )
 
 // globalHoldKey is the holds bucket key of a hold on every pool.
 const globalHoldKey = "*"
+
+// stormKey is the storm bucket's key of the breaker state.
+var stormKey = []byte("breaker")
 
 // boltJournal is the journal in a bbolt file. Every Update is fsync'd
 // before it returns.
@@ -342,6 +346,147 @@ func holdKey(pool string) []byte {
 		return []byte(globalHoldKey)
 	}
 	return []byte(pool)
+}
+
+func (t *boltTx) stormState() (stormState, error) {
+	var s stormState
+	v := t.tx.Bucket(bucketStorm).Get(stormKey)
+	if v == nil {
+		return s, nil
+	}
+	if err := json.Unmarshal(v, &s); err != nil {
+		return s, fmt.Errorf("breaker state: %w", err)
+	}
+	return s, nil
+}
+
+func (t *boltTx) putStormState(s stormState) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketStorm).Put(stormKey, v)
+}
+
+// gc removes old finished actions with their entries and episode keys,
+// then old entries about no kept action. Actions are scanned in ID order
+// and the scan stops at the first one created after before, which cannot
+// have finished before it.
+func (t *boltTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
+	var n gcCounts
+	actions, entries := t.tx.Bucket(bucketActions), t.tx.Bucket(bucketEntries)
+	var old []*Action
+	c := actions.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		var a Action
+		if err := json.Unmarshal(v, &a); err != nil {
+			return n, false, fmt.Errorf("action %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !a.Created.Before(before) {
+			break
+		}
+		finished := a.Finished
+		if finished.IsZero() {
+			finished = a.Created
+		}
+		if a.open() || !finished.Before(before) {
+			continue
+		}
+		if len(old) == limit {
+			return t.gcActions(old, n)
+		}
+		old = append(old, &a)
+	}
+	n, _, err := t.gcActions(old, n)
+	if err != nil {
+		return n, false, err
+	}
+	// Entries about no action (alerts, verdicts, holds, the breaker) and
+	// about actions removed earlier, oldest first.
+	var keys [][]byte
+	ec := entries.Cursor()
+	for k, v := ec.First(); k != nil; k, v = ec.Next() {
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return n, false, fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if !e.Time.Before(before) {
+			break
+		}
+		if e.ActionID != 0 && actions.Get(u64(e.ActionID)) != nil {
+			continue
+		}
+		if len(keys) >= limit {
+			return n, true, deleteEntries(t.tx, keys, &n)
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		if e.ActionID != 0 {
+			keys = append(keys, append(u64(e.ActionID), k...))
+		}
+	}
+	return n, false, deleteEntries(t.tx, keys, &n)
+}
+
+// gcActions removes the actions, their entries and the episode keys that
+// point at them; more is true, as the caller stopped at its limit.
+func (t *boltTx) gcActions(old []*Action, n gcCounts) (gcCounts, bool, error) {
+	byAction, entries, episodes := t.tx.Bucket(bucketByAction), t.tx.Bucket(bucketEntries), t.tx.Bucket(bucketEpisodes)
+	for _, a := range old {
+		var keys [][]byte
+		c := byAction.Cursor()
+		prefix := u64(a.ID)
+		for k, _ := c.Seek(prefix); len(k) == 16 && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			if err := entries.Delete(k[8:]); err != nil {
+				return n, false, err
+			}
+			if err := byAction.Delete(k); err != nil {
+				return n, false, err
+			}
+			n.Entries++
+		}
+		for _, key := range a.Episodes {
+			if id, ok := t.Episode(key); ok && id == a.ID {
+				if err := episodes.Delete([]byte(key)); err != nil {
+					return n, false, err
+				}
+				n.Episodes++
+			}
+		}
+		if err := t.tx.Bucket(bucketActions).Delete(u64(a.ID)); err != nil {
+			return n, false, err
+		}
+		if err := t.tx.Bucket(bucketOpen).Delete(u64(a.ID)); err != nil {
+			return n, false, err
+		}
+		n.Actions++
+	}
+	return n, true, nil
+}
+
+// deleteEntries removes entries (8-byte keys) and action index keys
+// (16-byte keys).
+func deleteEntries(tx *bolt.Tx, keys [][]byte, n *gcCounts) error {
+	for _, k := range keys {
+		b := tx.Bucket(bucketEntries)
+		if len(k) == 16 {
+			b = tx.Bucket(bucketByAction)
+		} else {
+			n.Entries++
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stats returns the file's size and how many actions it holds. bbolt
+// reuses the pages the GC frees; the file itself does not shrink.
+func (t *boltTx) stats() (journalStats, error) {
+	return journalStats{SizeBytes: t.tx.Size(), Actions: t.tx.Bucket(bucketActions).Stats().KeyN}, nil
 }
 
 var (

@@ -47,6 +47,34 @@ var (
 		Name: "xsha_remediator_skips_total",
 		Help: "Actions not run, by action and reason (" + joined(skipReasons) + ").",
 	}
+	breakerOpenOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_breaker_open",
+		Help: "Whether the storm guard's breaker is open (1): too many pools have a firing remediable alert, and no new action runs until it closes.",
+	}
+	breakerPoolsOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_breaker_firing_pools",
+		Help: "Pools with a firing remediable alert within the breaker's window, as the breaker counts them.",
+	}
+	runningPoolsOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_running_pools",
+		Help: "Pools with an action running now (at most max_running_pools, unless actions resumed after a restart).",
+	}
+	waitingPoolsOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_waiting_pools",
+		Help: "Pools whose next action waits for max_running_pools.",
+	}
+	gcRemovedOpts = prometheus.CounterOpts{
+		Name: "xsha_remediator_journal_gc_removed_total",
+		Help: "What the journal's retention removed, by kind (" + joined(gcKinds) + ").",
+	}
+	journalSizeOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_journal_size_bytes",
+		Help: "Size of the journal file as of the last maintenance; it does not shrink, freed pages are reused.",
+	}
+	journalActionsOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_journal_actions",
+		Help: "Actions held in the journal as of the last maintenance.",
+	}
 	truncatedOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_alerts_truncated_total",
 		Help: "Alerts Alertmanager left out of webhook messages (truncatedAlerts); set max_alerts to 0 on the receiver.",
@@ -58,6 +86,8 @@ func MetricNames() []string {
 	return []string{
 		webhooksOpts.Name, actionsOpts.Name, durationOpts.Name, holdOpts.Name,
 		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
+		breakerOpenOpts.Name, breakerPoolsOpts.Name, runningPoolsOpts.Name, waitingPoolsOpts.Name,
+		gcRemovedOpts.Name, journalSizeOpts.Name, journalActionsOpts.Name,
 	}
 }
 
@@ -70,6 +100,14 @@ type metrics struct {
 	dryRun    prometheus.Gauge
 	skips     *prometheus.CounterVec
 	truncated prometheus.Counter
+
+	breakerOpen    prometheus.Gauge
+	breakerPools   prometheus.Gauge
+	runningPools   prometheus.Gauge
+	waitingPools   prometheus.Gauge
+	gcRemoved      *prometheus.CounterVec
+	journalSize    prometheus.Gauge
+	journalActions prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,6 +119,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dryRun:    prometheus.NewGauge(dryRunOpts),
 		skips:     prometheus.NewCounterVec(skipsOpts, []string{"action", "reason"}),
 		truncated: prometheus.NewCounter(truncatedOpts),
+
+		breakerOpen:    prometheus.NewGauge(breakerOpenOpts),
+		breakerPools:   prometheus.NewGauge(breakerPoolsOpts),
+		runningPools:   prometheus.NewGauge(runningPoolsOpts),
+		waitingPools:   prometheus.NewGauge(waitingPoolsOpts),
+		gcRemoved:      prometheus.NewCounterVec(gcRemovedOpts, []string{"kind"}),
+		journalSize:    prometheus.NewGauge(journalSizeOpts),
+		journalActions: prometheus.NewGauge(journalActionsOpts),
+	}
+	for _, k := range gcKinds {
+		m.gcRemoved.WithLabelValues(string(k))
 	}
 	for _, r := range []webhookResult{webhookAccepted, webhookUnauthorized, webhookMethodNotAllowed,
 		webhookUnsupportedType, webhookTooLarge, webhookBadRequest, webhookJournalError} {
@@ -92,7 +141,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated)
+		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated,
+			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions)
 	}
 	return m
 }

@@ -57,6 +57,12 @@ type Policy struct {
 	PollInterval model.Duration `yaml:"poll_interval"`
 	// Holds pause remediation from the file: every pool, or listed pools.
 	Holds HoldsPolicy `yaml:"holds"`
+	// MaxRunningPools is the storm guard's global limit: at most this many
+	// pools run an action at once; actions on other pools wait, pending, in
+	// the order they came. 0 turns the limit off.
+	MaxRunningPools int `yaml:"max_running_pools"`
+	// Breaker is the storm guard's circuit breaker (stormguard.go).
+	Breaker BreakerPolicy `yaml:"breaker"`
 }
 
 // ActionPolicy enables one action.
@@ -88,6 +94,9 @@ func defaultPolicy() *Policy {
 		Backoff:            model.Duration(defaultBackoff),
 		StepTimeout:        model.Duration(defaultStepTimeout),
 		PollInterval:       model.Duration(defaultPollInterval),
+		MaxRunningPools:    defaultMaxRunningPools,
+		Breaker: BreakerPolicy{MaxPools: defaultBreakerMaxPools, Window: model.Duration(defaultBreakerWindow),
+			AutoClose: true},
 	}
 }
 
@@ -151,7 +160,10 @@ func (p *Policy) validate() error {
 	if p.StepTimeout <= 0 || p.PollInterval <= 0 {
 		return errors.New("step_timeout and poll_interval must be positive")
 	}
-	return nil
+	if p.MaxRunningPools < 0 {
+		return fmt.Errorf("max_running_pools %d must not be negative (0 turns the limit off)", p.MaxRunningPools)
+	}
+	return p.Breaker.validate()
 }
 
 // CheckPools returns an error naming any pool the policy refers to that the

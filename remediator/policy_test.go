@@ -24,7 +24,8 @@ func TestParsePolicy(t *testing.T) {
 			}
 			want := Policy{DryRun: true, Cooldown: model.Duration(10 * time.Minute), MaxAttemptsPerHour: 3,
 				Backoff: model.Duration(time.Minute), StepTimeout: model.Duration(15 * time.Minute),
-				PollInterval: model.Duration(5 * time.Second)}
+				PollInterval: model.Duration(5 * time.Second), MaxRunningPools: 3,
+				Breaker: BreakerPolicy{MaxPools: 5, Window: model.Duration(90 * time.Minute), AutoClose: true}}
 			if !reflect.DeepEqual(*p, want) {
 				t.Errorf("defaults %+v, want %+v", *p, want)
 			}
@@ -70,6 +71,33 @@ ha_timeout: 3m`, check: func(t *testing.T, p *Policy) {
 				t.Errorf("configuration %v", p.haConfiguration())
 			}
 		}},
+		{name: "storm guard keys override one at a time", yaml: `
+max_running_pools: 1
+breaker: {max_pools: 2}`, check: func(t *testing.T, p *Policy) {
+			want := BreakerPolicy{MaxPools: 2, Window: model.Duration(90 * time.Minute), AutoClose: true}
+			if p.MaxRunningPools != 1 || p.Breaker != want {
+				t.Errorf("max_running_pools %d, breaker %+v, want 1, %+v", p.MaxRunningPools, p.Breaker, want)
+			}
+		}},
+		{name: "breaker by share of the pools", yaml: "breaker: {max_pools: 0, max_pools_percent: 10, auto_close: false}\n",
+			check: func(t *testing.T, p *Policy) {
+				for _, tc := range []struct {
+					n, of int
+					want  bool
+				}{{5, 50, false}, {6, 50, true}, {1, 2, true}, {0, 2, false}} {
+					if got, why := p.Breaker.trips(tc.n, tc.of); got != tc.want {
+						t.Errorf("%d of %d pools: trips %v (%s), want %v", tc.n, tc.of, got, why, tc.want)
+					}
+				}
+			}},
+		{name: "breaker off", yaml: "breaker: {max_pools: 0}\n", check: func(t *testing.T, p *Policy) {
+			if p.Breaker.enabled() {
+				t.Error("breaker enabled with both limits 0")
+			}
+		}},
+		{name: "negative running pools", yaml: "max_running_pools: -1\n", err: "max_running_pools -1"},
+		{name: "breaker percent out of range", yaml: "breaker: {max_pools_percent: 100}\n", err: "max_pools_percent 100"},
+		{name: "breaker without window", yaml: "breaker: {window: 0s}\n", err: "window must be positive"},
 		{name: "unknown top-level key", yaml: "dry_run: false\ncooldow: 5m\n", err: "field cooldow not found"},
 		{name: "unknown action key", yaml: "actions:\n  enable_pool_ha: {alerts: [A], pools: [p], pool: [q]}\n", err: "field pool not found"},
 		{name: "unknown action", yaml: "actions:\n  reboot_host: {alerts: [A], pools: [p]}\n", err: `unknown action "reboot_host"`},

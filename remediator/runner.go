@@ -27,6 +27,7 @@ func (r *engine) Run(ctx context.Context) {
 	for _, p := range r.cfg.Pools {
 		wg.Go(func() { r.worker(ctx, p) })
 	}
+	wg.Go(func() { r.maintain(ctx) })
 	r.running.Store(true)
 	wg.Wait()
 	r.running.Store(false)
@@ -46,7 +47,7 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 				break
 			}
 			if err == nil {
-				err = r.execute(ctx, pool, open[0])
+				err = r.executeLimited(ctx, pool, open[0])
 			}
 			if err != nil {
 				log.Error("journal failed; retrying later", "err", err)
@@ -60,6 +61,22 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 		case <-time.After(retryInterval):
 		}
 	}
+}
+
+// executeLimited runs the action once the storm guard's global limit
+// (max_running_pools) lets the pool run one: an action already running
+// when the remediator stopped takes its slot at once, as it must finish;
+// a pending one waits, in the order actions came.
+func (r *engine) executeLimited(ctx context.Context, pool config.Pool, rec *Action) error {
+	limit := func() int { return r.policy.Load().MaxRunningPools }
+	if err := r.limiter.acquire(ctx, pool.Name, rec.ID, rec.State == StateRunning, limit, r.olderPending); err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down
+		}
+		return err
+	}
+	defer r.limiter.release(pool.Name)
+	return r.execute(ctx, pool, rec)
 }
 
 // endError ends an action early: already healthy (success), held or a

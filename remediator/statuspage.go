@@ -49,6 +49,7 @@ time { white-space: nowrap; }
 .success { color: #1a7f37; } .failed { color: #cf222e; } .dry_run, .skipped, .cancelled { color: #6e7781; } .running, .pending { color: #9a6700; font-weight: bold; }
 .mode { padding: 0.5em; border-left: 4px solid #9a6700; background: #fff8e5; }
 .mode.live { border-color: #1a7f37; background: #eefbf1; }
+.breaker { padding: 0.5em; border-left: 4px solid #cf222e; background: #ffebe9; }
 </style>
 <script src="static/status.js" defer></script>
 </head>
@@ -57,6 +58,11 @@ time { white-space: nowrap; }
 <p class="mode{{if not .DryRun}} live{{end}}" id="mode">Mode: {{if .DryRun}}<strong>dry-run</strong>: actions read live state and journal what they would do; nothing is written.{{else}}<strong>live</strong> for the actions the policy enables.{{end}}
 Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pools: {{range $j, $p := $a.Pools}}{{if $j}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}; dry-run{{end}}){{else}}none{{end}}</p>
 <p id="tz">Times are in UTC.</p>
+{{with .Breaker}}{{if .Open}}<p class="breaker" id="breaker"><strong>Breaker open</strong> since {{ts .Since}}: {{.Reason}}. No new action runs; running actions that have written finish.
+Pools with a firing remediable alert: {{range $i, $p := .Pools}}{{if $i}}, {{end}}{{$p}}{{else}}none now{{end}}.
+{{if .AutoClose}}It closes by itself once the count is within the limits again, or{{else}}It stays open until{{end}} an operator resets it (POST api/v1/breaker/reset); see the runbook XSHARemediationBreakerOpen.</p>
+{{else}}<p id="breaker">Breaker: closed{{if not .Enabled}} (turned off by the policy){{end}}; {{len .Pools}} pool(s) with a firing remediable alert{{if .ClosedBy}}; last closed {{ts .Closed}} ({{.ClosedBy}}){{end}}.</p>
+{{end}}{{end}}
 <h2>Holds</h2>
 {{if .Holds}}<div class="scroll"><table id="holds">
 <tr><th>Pool</th><th>Source</th><th>Since</th><th>Reason</th></tr>
@@ -69,7 +75,7 @@ Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pool
 <tr><th>ID</th><th>Created</th><th>Action</th><th>Pool</th><th>Host</th><th>Alert</th><th>State</th><th>Steps</th><th>Reason</th></tr>
 {{range .Records}}<tr id="action-{{.ID}}"><td data-label="ID"><a href="api/v1/actions/{{.ID}}">{{.ID}}</a></td><td data-label="Created">{{ts .Created}}</td><td data-label="Action">{{.Name}}{{if .DryRun}} (dry-run){{end}}</td><td data-label="Pool">{{.Pool}}</td><td data-label="Host">{{.Host}}</td><td data-label="Alert">{{.Alert.Name}}</td><td data-label="State" class="state {{.State}}">{{.State}}</td><td data-label="Steps" class="steps">{{range .Steps}}{{.Name}}: {{.State}}<br>{{end}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
 {{end}}</table></div>{{else}}<p>None yet.</p>{{end}}
-<p><a href="api/v1/actions">actions (JSON)</a> · <a href="api/v1/holds">holds (JSON)</a> · <a href="api/v1/journal">journal (JSON)</a> · <a href="metrics">metrics</a></p>
+<p><a href="api/v1/actions">actions (JSON)</a> · <a href="api/v1/holds">holds (JSON)</a> · <a href="api/v1/breaker">breaker (JSON)</a> · <a href="api/v1/journal">journal (JSON)</a> · <a href="metrics">metrics</a></p>
 </body>
 </html>
 `))
@@ -109,6 +115,11 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	breaker, err := r.breakerView()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	type actionView struct {
 		Name   ActionName
 		Pools  []string
@@ -126,7 +137,8 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		Actions []actionView
 		Holds   []Hold
 		Records []*Action
-	}{!pol.anyLive(), actions, holds, recs}
+		Breaker BreakerStatus
+	}{!pol.anyLive(), actions, holds, recs, breaker}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := statusTmpl.Execute(w, data); err != nil {
 		r.log.Error("rendering status page", "err", err)

@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -43,12 +45,16 @@ func run() int {
 			Default("1MiB").Bytes()
 		journalPath = kingpin.Flag("journal.path", "Journal file, created if missing.").
 				Default("xsha-remediator.db").String()
+		retention   = model.Duration(remediator.DefaultRetention)
 		configCheck = kingpin.Flag("config.check",
 			"Check --config.file (parse, validate, read its secret files), print what is wrong and exit; 0 and \"ok\" when good.").Bool()
 		policyCheck = kingpin.Flag("policy.check",
 			"Check --policy.file, print what is wrong and exit; 0 and \"ok\" when good. With --config.check, also that its pools are configured.").Bool()
 		webFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9682")
 	)
+	kingpin.Flag("journal.retention",
+		"How long finished actions and their journal entries are kept; older ones are removed every 15 minutes (at least 1d).").
+		Default("90d").SetValue(&retention)
 	logConfig := &promslog.Config{}
 	flag.AddFlags(kingpin.CommandLine, logConfig)
 	kingpin.Version(version.Print("xsha-remediator"))
@@ -74,7 +80,8 @@ func run() int {
 	)
 	app, err := remediator.New(remediator.Options{
 		ConfigFile: *configFile, PolicyFile: *policyFile, JournalPath: *journalPath,
-		Auth: auth, MaxBodyBytes: int64(*maxBody), Registry: reg, Logger: logger, Web: webFlags,
+		Retention: time.Duration(retention),
+		Auth:      auth, MaxBodyBytes: int64(*maxBody), Registry: reg, Logger: logger, Web: webFlags,
 	})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
