@@ -47,6 +47,10 @@ var (
 		Name: "xsha_remediator_skips_total",
 		Help: "Actions not run, by action and reason (" + joined(skipReasons) + ").",
 	}
+	workflowRunningOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_workflow_running",
+		Help: "1 while a planned-maintenance workflow is open (pending or running) on the pool's host; alerts its steps cause by design are silenced by the rules on it.",
+	}
 	truncatedOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_alerts_truncated_total",
 		Help: "Alerts Alertmanager left out of webhook messages (truncatedAlerts); set max_alerts to 0 on the receiver.",
@@ -57,7 +61,7 @@ var (
 func MetricNames() []string {
 	return []string{
 		webhooksOpts.Name, actionsOpts.Name, durationOpts.Name, holdOpts.Name,
-		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
+		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name, workflowRunningOpts.Name,
 	}
 }
 
@@ -70,6 +74,7 @@ type metrics struct {
 	dryRun    prometheus.Gauge
 	skips     *prometheus.CounterVec
 	truncated prometheus.Counter
+	workflows *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,6 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dryRun:    prometheus.NewGauge(dryRunOpts),
 		skips:     prometheus.NewCounterVec(skipsOpts, []string{"action", "reason"}),
 		truncated: prometheus.NewCounter(truncatedOpts),
+		workflows: prometheus.NewGaugeVec(workflowRunningOpts, []string{"pool", "host", "workflow"}),
 	}
 	for _, r := range []webhookResult{webhookAccepted, webhookUnauthorized, webhookMethodNotAllowed,
 		webhookUnsupportedType, webhookTooLarge, webhookBadRequest, webhookJournalError} {
@@ -92,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated)
+		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated, m.workflows)
 	}
 	return m
 }
