@@ -36,6 +36,7 @@ func (r *engine) router() *mux.Router {
 	m.HandleFunc("/api/v1/holds", r.handleHolds).Methods(http.MethodGet)
 	m.HandleFunc("/api/v1/holds", r.handleSetHold).Methods(http.MethodPost)
 	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
+	r.routeWorkflows(m)
 	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
 	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
 	return m
