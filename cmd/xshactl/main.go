@@ -353,4 +353,3 @@ func (c *client) list() (int, error) {
 	}
 	return exitOK, nil
 }
-
