@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"xsha/config"
 	"xsha/remediator"
 	"xsha/sim/lab"
 	"xsha/sim/scenario"
+	"xsha/xapi"
 )
 
 const testToken = "s3cret-token"
@@ -219,5 +223,154 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	}
 	if w := e.writes(); len(w) != 0 {
 		t.Errorf("bad requests wrote %v", w)
+	}
+}
+
+// checkEnd asserts how every procedure ends: pool HA on, every host live
+// and enabled (but the ones in off), every VM of the pool running on a
+// host, every CloudStack VM running, and the host Enabled and Up in
+// CloudStack unless it stays in maintenance.
+func (e *env) checkEnd(t *testing.T, host string, off bool) {
+	t.Helper()
+	st := e.l.State()
+	p := st.Pools[0]
+	if !p.HAEnabled {
+		t.Errorf("pool HA is off at the end")
+	}
+	for _, h := range p.Hosts {
+		if h.Name == host && off {
+			if h.Live || h.Power != "off" {
+				t.Errorf("host %s is not off: %+v", h.Name, h)
+			}
+			continue
+		}
+		if !h.Live || !h.Enabled {
+			t.Errorf("host %s at the end: live %v enabled %v", h.Name, h.Live, h.Enabled)
+		}
+	}
+	cfg, err := config.Load(e.l.ConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := xapi.NewClient(cfg.Pools[0], xapi.ClientOptions{})
+	defer c.Close(context.Background())
+	s, err := c.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running []string
+	for _, h := range s.Hosts {
+		if h.Name == host && off {
+			continue
+		}
+		vms, err := c.ResidentVMs(context.Background(), h.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running = append(running, vms...)
+	}
+	if len(running) != 9 {
+		t.Errorf("running VMs at the end: %v, want the 5 guests, 2 routers and 2 system VMs", running)
+	}
+	for _, h := range st.CloudStack.Hosts {
+		want := "Enabled/Up"
+		if off {
+			want = "Maintenance/"
+		}
+		if got := h.ResourceState + "/" + h.State; h.Name == host && !strings.HasPrefix(got, want) {
+			t.Errorf("CloudStack shows %s %s at the end, want %s", host, got, want)
+		}
+	}
+	for _, v := range st.CloudStack.VMs {
+		if v.State != "Running" {
+			t.Errorf("CloudStack VM %s is %s", v.Name, v.State)
+		}
+	}
+}
+
+// TestRestartMasterThroughCLI runs the seed's master restart with one
+// command on 6.2 and 7.1: the master role moves to a slave after pool HA
+// is off and before the old master is evacuated and rebooted.
+func TestRestartMasterThroughCLI(t *testing.T) {
+	for _, v := range []string{scenario.Version62, scenario.Version71} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			e := startEnv(t, v)
+			code, out, errs := e.ctl(t, "start", "restart_master", "--pool", "cluster-a", "--host", "xs-a1")
+			t.Logf("xshactl start restart_master:\n%s", out)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errs)
+			}
+			inOrder(t, out, "the master role goes to xs-a2", "calling cloudstack.prepareHostForMaintenance", "calling pool.disable_ha",
+				"calling pool.designate_new_master", "step designate_new_master done", "calling host.disable",
+				"calling host.evacuate", "calling host.reboot", "step wait_slave done", "calling pool.enable_ha",
+				"calling cloudstack.cancelHostMaintenance", "succeeded in")
+			if m := e.l.State().Pools[0].Master; m != "xs-a2" {
+				t.Errorf("master at the end: %s, want xs-a2", m)
+			}
+			e.checkEnd(t, "xs-a1", false)
+		})
+	}
+}
+
+// TestShutdownAndBringBackThroughCLI runs the seed's extended shutdown of
+// a slave (pool HA stays on) and its bring-back, where the operator powers
+// the host on while the workflow waits.
+func TestShutdownAndBringBackThroughCLI(t *testing.T) {
+	for _, v := range []string{scenario.Version62, scenario.Version71} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			e := startEnv(t, v)
+			code, out, errs := e.ctl(t, "start", "shutdown", "--pool", "cluster-a", "--host", "xs-a3")
+			t.Logf("xshactl start shutdown:\n%s", out)
+			if code != 0 {
+				t.Fatalf("shutdown: exit %d\n%s%s", code, out, errs)
+			}
+			inOrder(t, out, "calling cloudstack.prepareHostForMaintenance", "pool HA stays on", "calling host.disable",
+				"calling host.evacuate", "calling host.shutdown", "step wait_off done", "succeeded in")
+			if w := e.writes(); w["pool.disable_ha"] != 0 {
+				t.Errorf("a slave's shutdown switched pool HA off: %v", w)
+			}
+			e.checkEnd(t, "xs-a3", true)
+
+			code, out, errs = e.ctl(t, "start", "bring_back", "--pool", "cluster-a", "--host", "xs-a3", "--detach")
+			if code != 0 {
+				t.Fatalf("bring_back: exit %d\n%s%s", code, out, errs)
+			}
+			id := strings.TrimSpace(out)
+			waitJournal(t, e, id, "power on host xs-a3 now")
+			if err := e.l.PowerOn("xs-a3"); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs = e.ctl(t, "follow", id)
+			t.Logf("xshactl follow %s:\n%s", id, out)
+			if code != 0 {
+				t.Fatalf("bring_back: exit %d\n%s%s", code, out, errs)
+			}
+			inOrder(t, out, "calling pool.disable_ha", "power on host xs-a3 now", "step wait_power_on done",
+				"calling pool.enable_ha", "calling cloudstack.cancelHostMaintenance", "succeeded in")
+			e.checkEnd(t, "xs-a3", false)
+		})
+	}
+}
+
+// waitJournal waits until the workflow's journal has an entry containing
+// text, reading the API as any client would.
+func waitJournal(t *testing.T, e *env, id, text string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(e.url + "/api/v1/workflows/" + id)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), text) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workflow %s never journaled %q", id, text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
