@@ -542,7 +542,12 @@ func designateStep(host string) stepSpec {
 		if target == "" {
 			return x.journal(KindNote, fmt.Sprintf("host %s is not the master: nothing to hand over", host), nil)
 		}
-		s, err := x.read(ctx, "before designating the new master")
+		// Read through waitFor: after the call every host restarts its
+		// xapi (xapi_pool_transition.ml), so a resumed step may find no
+		// master answering for a while.
+		s, err := x.waitFor(ctx, "the pool to answer through its master", func(s *xapi.Snapshot) (bool, string) {
+			return s.Up, s.LastError
+		})
 		if err != nil {
 			return err
 		}
