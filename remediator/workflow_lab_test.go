@@ -2,6 +2,7 @@ package remediator
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -151,6 +152,93 @@ func TestLabRestartSlaveWorkflow(t *testing.T) {
 				t.Errorf("writes %v, want %v", got, want)
 			}
 			h.checkEnd(t, "xs-a2")
+		})
+	}
+}
+
+// maintenanceWrites returns the lab's count of the maintenance writes.
+func (h *labHarness) maintenanceWrites() map[string]uint64 {
+	out := map[string]uint64{}
+	for m, n := range h.lab.Stats().Calls {
+		switch m {
+		case "pool.enable_ha", "pool.disable_ha", "host.disable", "host.enable", "host.evacuate", "host.reboot",
+			"host.shutdown", "pool.designate_new_master":
+			out[m] = n
+		}
+	}
+	return out
+}
+
+func (h *labHarness) csHost(name string) string {
+	for _, cs := range h.lab.State().CloudStack.Hosts {
+		if cs.Name == name {
+			return cs.ResourceState + "/" + cs.State
+		}
+	}
+	return "absent"
+}
+
+// TestLabWorkflowRefusals: on live state, a workflow stops with a clear
+// reason and, when refused by its check, changes nothing.
+func TestLabWorkflowRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    func(*lab.Lab) error
+		workflow ActionName
+		host     string
+		state    State
+		reason   []string
+		// csAfter is CloudStack's view of the host at the end.
+		csAfter string
+	}{
+		{"unevacuable VM", func(l *lab.Lab) error { return l.SetVMMigrationFault("i-2-101-VM", true) },
+			WorkflowRestartSlave, "xs-a2", StateSkipped,
+			[]string{"VM i-2-101-VM cannot be evacuated from xs-a2: VM_MISSING_PV_DRIVERS", "nothing was changed"}, "Enabled/Up"},
+		{"CloudStack maintenance error", func(l *lab.Lab) error { return l.SetCloudStackMigrationFault("i-2-101-VM", true) },
+			WorkflowRestartSlave, "xs-a2", StateFailed,
+			[]string{"CloudStack could not put xs-a2 into maintenance: ErrorInPrepareForMaintenance"}, "ErrorInPrepareForMaintenance/Up"},
+		{"pool HA already off", func(l *lab.Lab) error { return l.DisablePoolHA("cluster-a") },
+			WorkflowRestartSlave, "xs-a2", StateSkipped,
+			[]string{"pool HA is already off: someone else's work"}, "Enabled/Up"},
+		{"slave restart of the master", nil,
+			WorkflowRestartSlave, "xs-a1", StateSkipped,
+			[]string{"host xs-a1 is the master: use restart_master"}, "Enabled/Up"},
+		{"bring back a live host", nil,
+			WorkflowBringBack, "xs-a3", StateSkipped,
+			[]string{"host xs-a3 is live already", "nothing to bring back"}, "Enabled/Up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newWorkflowLab(t, scenario.Version62)
+			if tc.setup != nil {
+				if err := tc.setup(h.lab); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := h.maintenanceWrites()
+			h.start()
+			rec, err := h.r.startWorkflow(WorkflowRequest{Workflow: tc.workflow, Pool: "cluster-a", Host: tc.host}, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec = h.waitFinal(rec.ID)
+			if rec.State != tc.state {
+				t.Errorf("%s, want %s: %s", rec.State, tc.state, rec.Reason)
+			}
+			for _, r := range tc.reason {
+				if !strings.Contains(rec.Reason, r) {
+					t.Errorf("reason %q lacks %q", rec.Reason, r)
+				}
+			}
+			if after := h.maintenanceWrites(); !maps.Equal(before, after) {
+				t.Errorf("XAPI writes before %v, after %v", before, after)
+			}
+			if tc.name != "pool HA already off" && !h.pool("cluster-a").HAEnabled {
+				t.Error("pool HA is off after the refusal")
+			}
+			if got := h.csHost(tc.host); got != tc.csAfter {
+				t.Errorf("CloudStack shows %s %s, want %s", tc.host, got, tc.csAfter)
+			}
 		})
 	}
 }

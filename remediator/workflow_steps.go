@@ -299,6 +299,9 @@ func checkWorkflow(ctx context.Context, x *execution, host string) error {
 	} else if x.rec.NewMaster != "" {
 		refusals = append(refusals, fmt.Sprintf("new_master %s given but host %s is not the master", x.rec.NewMaster, host))
 	}
+	if len(refusals) > 0 {
+		return end(StateSkipped, SkipPrecondition, "refused, nothing was changed: "+strings.Join(refusals, "; "))
+	}
 	var vms []string
 	if name != WorkflowBringBack && h.Live {
 		r, err := evacuationRefusals(ctx, x, s, h)
