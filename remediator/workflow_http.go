@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 )
@@ -126,4 +127,43 @@ func workflowErrorCode(err error) int {
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
+}
+
+// workflowView is a workflow as the status page shows it: every step of
+// its plan, done, running or still to come.
+type workflowView struct {
+	*Action
+	StepViews []stepView
+}
+
+// stepView is one step of a workflowView.
+type stepView struct {
+	Name  stepName
+	State string
+	// Took is how long the step took, or has been running.
+	Took string
+}
+
+// workflowView lists the workflow's steps in order with their state.
+func (r *engine) workflowView(a *Action) workflowView {
+	v := workflowView{Action: a}
+	spec, _ := lookupAction(a.Name)
+	for _, s := range spec.steps(a.Host) {
+		sv := stepView{Name: s.name, State: "to do"}
+		if i := stepIndex(a.Steps, s.name); i >= 0 {
+			st := a.Steps[i]
+			sv.State = string(st.State)
+			end := st.Finished
+			if end.IsZero() && a.open() {
+				end = r.now()
+			}
+			if !end.IsZero() {
+				sv.Took = end.Sub(st.Started).Round(time.Second).String()
+			}
+		} else if !a.open() {
+			sv.State = "not run"
+		}
+		v.StepViews = append(v.StepViews, sv)
+	}
+	return v
 }

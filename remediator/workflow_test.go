@@ -101,6 +101,20 @@ func TestWorkflowHoldsItsPool(t *testing.T) {
 	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "workflow 1 (restart_slave of cluster-a-h2) is pending on pool cluster-a: planned maintenance") {
 		t.Errorf("alert-driven action during the workflow: %s: %s", rec.State, rec.Reason)
 	}
+	resp, err := http.Get(h.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`<tr id="workflow-1">`, "restart_slave", "check: to do", "cloudstack_maintenance: to do", "disable_pool_ha: to do", "verify: to do"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the status page's workflows lack %q", want)
+		}
+	}
+	if strings.Contains(string(page), `<tr id="action-1">`) {
+		t.Error("the workflow is listed among the alert-driven actions too")
+	}
 	code, out = h.api(http.MethodPost, "/api/v1/workflows/"+itoa(id)+"/cancel", auth, "application/json", "")
 	if code != 200 || out["workflow"].(map[string]any)["state"] != "cancelled" {
 		t.Errorf("cancel: %d %v", code, out)
