@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -166,6 +167,7 @@ func TestRestartSlaveThroughCLI(t *testing.T) {
 			if !regexp.MustCompile(`(?m)^   00:0\d  step check started$`).MatchString(out) {
 				t.Errorf("no elapsed time in front of the steps:\n%s", out)
 			}
+			logDuration(t, e)
 			w := e.writes()
 			for _, m := range []string{"pool.disable_ha", "host.disable", "host.evacuate", "host.reboot", "pool.enable_ha"} {
 				if w[m] != 1 {
@@ -305,6 +307,7 @@ func TestRestartMasterThroughCLI(t *testing.T) {
 				"calling pool.designate_new_master", "step designate_new_master done", "calling host.disable",
 				"calling host.evacuate", "calling host.reboot", "step wait_slave done", "calling pool.enable_ha",
 				"calling cloudstack.cancelHostMaintenance", "succeeded in")
+			logDuration(t, e)
 			if m := e.l.State().Pools[0].Master; m != "xs-a2" {
 				t.Errorf("master at the end: %s, want xs-a2", m)
 			}
@@ -328,6 +331,7 @@ func TestShutdownAndBringBackThroughCLI(t *testing.T) {
 			}
 			inOrder(t, out, "calling cloudstack.prepareHostForMaintenance", "pool HA stays on", "calling host.disable",
 				"calling host.evacuate", "calling host.shutdown", "step wait_off done", "succeeded in")
+			logDuration(t, e)
 			if w := e.writes(); w["pool.disable_ha"] != 0 {
 				t.Errorf("a slave's shutdown switched pool HA off: %v", w)
 			}
@@ -349,6 +353,7 @@ func TestShutdownAndBringBackThroughCLI(t *testing.T) {
 			}
 			inOrder(t, out, "calling pool.disable_ha", "power on host xs-a3 now", "step wait_power_on done",
 				"calling pool.enable_ha", "calling cloudstack.cancelHostMaintenance", "succeeded in")
+			logDuration(t, e)
 			e.checkEnd(t, "xs-a3", false)
 		})
 	}
@@ -373,4 +378,28 @@ func waitJournal(t *testing.T, e *env, id, text string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// logDuration logs how long the last workflow took, in wall time and
+// scaled back to XenServer time (the lab runs at 1/100), for the README.
+func logDuration(t *testing.T, e *env) {
+	t.Helper()
+	resp, err := http.Get(e.url + "/api/v1/workflows?limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Workflows []struct {
+			Name     string    `json:"action"`
+			Started  time.Time `json:"started"`
+			Finished time.Time `json:"finished"`
+		} `json:"workflows"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Workflows) == 0 {
+		t.Fatalf("workflows: %v %+v", err, out)
+	}
+	w := out.Workflows[0]
+	d := w.Finished.Sub(w.Started)
+	t.Logf("measured: %s took %s wall, %s in XenServer time", w.Name, d.Round(10*time.Millisecond), (d * 100).Round(time.Second))
 }
