@@ -690,8 +690,12 @@ func hostPowerStep(ctx context.Context, x *execution, host, method string, call 
 	if h.Enabled {
 		return fmt.Errorf("host %s is enabled again: someone re-enabled it during the workflow", host)
 	}
-	if vms, err := m.ResidentVMs(ctx, h.UUID); err != nil || len(vms) > 0 {
-		return fmt.Errorf("host %s is not empty: %s %v", host, listOr(vms, ""), err)
+	vms, err := m.ResidentVMs(ctx, h.UUID)
+	if err != nil {
+		return fmt.Errorf("listing the VMs on %s: %w", host, err)
+	}
+	if len(vms) > 0 {
+		return fmt.Errorf("host %s is not empty: %s", host, strings.Join(vms, ", "))
 	}
 	return x.call(ctx, method, map[string]string{"host": host, "uuid": h.UUID}, func(ctx context.Context) error {
 		return call(m)(ctx, h.UUID)

@@ -38,7 +38,7 @@ func remediatorBinary(t *testing.T) string {
 		binary = filepath.Join(dir, "xsha-remediator")
 		out, err := exec.Command("go", "build", "-o", binary, "xsha/cmd/xsha-remediator").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

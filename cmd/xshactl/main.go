@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -244,7 +245,7 @@ func (c *client) start(args []string, stderr io.Writer) (int, error) {
 		fmt.Fprintln(c.out, out.Workflow.ID)
 		return exitOK, nil
 	}
-	return c.follow(fmt.Sprint(out.Workflow.ID))
+	return c.follow(strconv.FormatUint(out.Workflow.ID, 10))
 }
 
 // follow prints the workflow's journal as it grows until it ends.
@@ -312,7 +313,7 @@ func (c *client) result(w action) int {
 	case "dry_run":
 		plan := strings.TrimPrefix(w.Reason, "dry-run plan: ")
 		fmt.Fprintf(c.out, "dry run: nothing was changed; the plan from live state:\n")
-		for _, s := range strings.Split(plan, "; ") {
+		for s := range strings.SplitSeq(plan, "; ") {
 			fmt.Fprintf(c.out, "  %s\n", s)
 		}
 		return exitOK
