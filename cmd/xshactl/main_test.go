@@ -403,3 +403,21 @@ func logDuration(t *testing.T, e *env) {
 	d := w.Finished.Sub(w.Started)
 	t.Logf("measured: %s took %s wall, %s in XenServer time", w.Name, d.Round(10*time.Millisecond), (d * 100).Round(time.Second))
 }
+
+// TestShutdownMasterThroughCLI: an extended shutdown of the master hands
+// the master role to a slave first (pool HA off only for the handover),
+// then shuts the old master down with pool HA back on.
+func TestShutdownMasterThroughCLI(t *testing.T) {
+	e := startEnv(t, scenario.Version71)
+	code, out, errs := e.ctl(t, "start", "shutdown", "--pool", "cluster-a", "--host", "xs-a1", "--new-master", "xs-a3")
+	t.Logf("xshactl start shutdown of the master:\n%s", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	inOrder(t, out, "calling cloudstack.prepareHostForMaintenance", "calling pool.disable_ha", "calling pool.designate_new_master",
+		"calling pool.enable_ha", "calling host.disable", "calling host.evacuate", "calling host.shutdown", "step wait_off done", "succeeded in")
+	if m := e.l.State().Pools[0].Master; m != "xs-a3" {
+		t.Errorf("master at the end: %s, want xs-a3", m)
+	}
+	e.checkEnd(t, "xs-a1", true)
+}
