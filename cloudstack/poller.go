@@ -39,12 +39,25 @@ func NewPoller(cfg config.CloudStack, logger *slog.Logger) (*Poller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cs, ct, err := newAPIClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Poller{cfg: cfg, logger: logger, cs: cs, ctx: ct, now: time.Now}
+	p.snap.Store(&Snapshot{LastError: "not polled yet"})
+	return p, nil
+}
+
+// newAPIClient builds a cloudstack-go client for the API cfg describes:
+// the server certificate verified as cfg.TLS says, every call bounded by
+// cfg.Timeout and tied to the context the returned transport holds.
+func newAPIClient(cfg config.CloudStack) (*csgo.CloudStackClient, *ctxTransport, error) {
 	if _, err := url.Parse(cfg.URL); err != nil {
-		return nil, fmt.Errorf("cloudstack: url: %w", err)
+		return nil, nil, fmt.Errorf("cloudstack: url: %w", err)
 	}
 	tlsCfg, err := cfg.TLS.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("cloudstack: tls: %w", err)
+		return nil, nil, fmt.Errorf("cloudstack: tls: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
@@ -59,9 +72,7 @@ func NewPoller(cfg config.CloudStack, logger *slog.Logger) (*Poller, error) {
 	// WithHTTPClient replaces.
 	cs := csgo.NewClient(cfg.URL, string(cfg.APIKey), string(cfg.SecretKey), true, csgo.WithHTTPClient(hc))
 	cs.HTTPGETOnly = true
-	p := &Poller{cfg: cfg, logger: logger, cs: cs, ctx: ct, now: time.Now}
-	p.snap.Store(&Snapshot{LastError: "not polled yet"})
-	return p, nil
+	return cs, ct, nil
 }
 
 // Snapshot returns the latest snapshot; it never blocks.

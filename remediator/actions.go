@@ -24,6 +24,9 @@ type actionSpec struct {
 	steps func(host string) []stepSpec
 	// alert is the alert of rules/xsha-alerts.yml that asks for it.
 	alert string
+	// workflow marks planned maintenance: started by an operator through
+	// the API, never by an alert (workflow*.go).
+	workflow bool
 }
 
 // actionTable lists every action, in the order they are shown. The policy,
@@ -36,6 +39,10 @@ var actionTable = []actionSpec{
 		alert: "XenServerHostEmergencyMode"},
 	{name: ActionRejoinHost, needsHost: true, steps: rejoinHostSteps,
 		alert: "XenServerHostCannotRejoin"},
+	{name: WorkflowRestartSlave, needsHost: true, steps: restartSlaveSteps, workflow: true},
+	{name: WorkflowRestartMaster, needsHost: true, steps: restartMasterSteps, workflow: true},
+	{name: WorkflowShutdown, needsHost: true, steps: shutdownSteps, workflow: true},
+	{name: WorkflowBringBack, needsHost: true, steps: bringBackSteps, workflow: true},
 }
 
 // lookupAction returns the action named name.

@@ -99,12 +99,18 @@ func New(opts Options) (*App, error) {
 		return nil, errors.New("no webhook authentication (use NoAuth to turn it off)")
 	}
 	var maintenance maintenanceSource
+	var csHosts cloudStackHosts // nil without CloudStack, not a nil pointer
 	if a.cfg.CloudStack != nil {
 		poller, err := cloudstack.NewPoller(*a.cfg.CloudStack, opts.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("setting up the CloudStack client: %w", err)
 		}
 		maintenance = newCloudStackMaintenance(poller)
+		hosts, err := cloudstack.NewHostMaintenance(*a.cfg.CloudStack)
+		if err != nil {
+			return nil, fmt.Errorf("setting up the CloudStack client: %w", err)
+		}
+		csHosts = hosts
 	}
 	if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
 		return nil, err
@@ -120,7 +126,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.engine, err = newEngine(engineOptions{
 		Config: a.cfg, Policy: pol, Journal: a.journal, Clients: clients,
-		Maintenance: maintenance, Auth: opts.Auth, MaxBodyBytes: opts.MaxBodyBytes,
+		Maintenance: maintenance, CloudStack: csHosts, Auth: opts.Auth, MaxBodyBytes: opts.MaxBodyBytes,
 		Registerer: opts.Registry, Logger: opts.Logger, Retention: opts.Retention,
 	})
 	if err != nil {

@@ -35,6 +35,9 @@ type engineOptions struct {
 	// Maintenance, when set, holds pools whose CloudStack cluster has hosts
 	// in maintenance.
 	Maintenance maintenanceSource
+	// CloudStack, when set, is what workflows use to put hosts into
+	// CloudStack maintenance and back; without it they skip those steps.
+	CloudStack cloudStackHosts
 	// Auth authenticates the webhook and the hold API; required (use
 	// NoAuth to turn authentication off explicitly).
 	Auth Authenticator
@@ -58,6 +61,7 @@ type engine struct {
 	journal     journal
 	clients     map[string]PoolClient
 	maintenance maintenanceSource
+	cloudStack  cloudStackHosts
 	auth        Authenticator
 	maxBody     int64
 	metrics     *metrics
@@ -95,6 +99,7 @@ func newEngine(opts engineOptions) (*engine, error) {
 		journal:     opts.Journal,
 		clients:     opts.Clients,
 		maintenance: opts.Maintenance,
+		cloudStack:  opts.CloudStack,
 		auth:        opts.Auth,
 		maxBody:     opts.MaxBodyBytes,
 		metrics:     newMetrics(opts.Registerer),

@@ -45,13 +45,15 @@ type harness struct {
 	clients     map[string]PoolClient
 	srv         *httptest.Server
 	journalPath string
-	journal     journal
-	reg         *prometheus.Registry
-	cfg         *config.Config
-	policy      *Policy
-	cancel      context.CancelFunc
-	done        chan struct{}
-	now         func() time.Time
+	// cs is the CloudStack side of workflows; nil for none.
+	cs      cloudStackHosts
+	journal journal
+	reg     *prometheus.Registry
+	cfg     *config.Config
+	policy  *Policy
+	cancel  context.CancelFunc
+	done    chan struct{}
+	now     func() time.Time
 }
 
 func newHarness(t *testing.T, policyYAML string, pools ...*fakePool) *harness {
@@ -99,7 +101,7 @@ func (h *harness) open() {
 	auth, _ := newBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
 	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
-		MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
+		CloudStack: h.cs, MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
 	if err != nil {
 		h.t.Fatal(err)
 	}

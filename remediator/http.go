@@ -38,6 +38,7 @@ func (r *engine) router() *mux.Router {
 	m.HandleFunc("/api/v1/holds", r.handleDeleteHold).Methods(http.MethodDelete)
 	m.HandleFunc("/api/v1/breaker", r.handleBreaker).Methods(http.MethodGet)
 	m.HandleFunc("/api/v1/breaker/reset", r.handleBreakerReset).Methods(http.MethodPost)
+	r.routeWorkflows(m)
 	m.HandleFunc("/", r.handleStatus).Methods(http.MethodGet)
 	m.HandleFunc("/static/status.js", handleStatusJS).Methods(http.MethodGet)
 	return m

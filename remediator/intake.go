@@ -324,10 +324,18 @@ func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host s
 		}
 		return SkipHold, fmt.Sprintf("hold on %s (%s): %s", scope, h.Source, h.Reason), nil
 	}
+	if reason, held, err := workflowHold(tx, action, pool); err != nil || held {
+		return SkipHold, reason, err
+	}
 	if storm, err := tx.stormState(); err != nil {
 		return "", "", err
 	} else if why := breakerGate(storm); why != "" {
 		return SkipBreaker, why, nil
+	}
+	if isWorkflow(action) {
+		// Started by an operator: cooldown, backoff and the attempt budget
+		// guard against alert loops, not against planned work.
+		return "", "", nil
 	}
 	ts, err := tx.target(targetKey(pool, host))
 	if err != nil {

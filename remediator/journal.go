@@ -90,6 +90,14 @@ type Action struct {
 	Wrote bool `json:"wrote,omitempty"`
 	// Resumed counts restarts that found the action running.
 	Resumed int `json:"resumed,omitempty"`
+	// NewMaster is the slave a workflow hands the master role to: the
+	// operator's choice, or the one the workflow chose before it wrote.
+	NewMaster string `json:"new_master,omitempty"`
+	// RequestedBy is the remote address that started a workflow.
+	RequestedBy string `json:"requested_by,omitempty"`
+	// CancelRequested stops a running workflow that has not written before
+	// its next step.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 // AlertRef identifies the alert behind an action.

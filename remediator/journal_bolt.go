@@ -157,7 +157,8 @@ func (t *boltTx) Put(r *Action) error {
 }
 
 // Save stores an action the runner holds in memory, keeping what intake
-// may have added meanwhile (episodes and resolved episodes).
+// may have added meanwhile (episodes and resolved episodes, a workflow's
+// cancel request).
 func (t *boltTx) Save(r *Action) error {
 	if stored, err := t.Get(r.ID); err == nil {
 		for _, e := range stored.Episodes {
@@ -170,6 +171,7 @@ func (t *boltTx) Save(r *Action) error {
 				r.Resolved = append(r.Resolved, e)
 			}
 		}
+		r.CancelRequested = r.CancelRequested || stored.CancelRequested
 	}
 	return t.Put(r)
 }

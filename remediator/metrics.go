@@ -75,6 +75,10 @@ var (
 		Name: "xsha_remediator_journal_actions",
 		Help: "Actions held in the journal as of the last maintenance.",
 	}
+	workflowRunningOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_workflow_running",
+		Help: "1 while a planned-maintenance workflow is open (pending or running) on the pool's host; alerts its steps cause by design are silenced by the rules on it.",
+	}
 	truncatedOpts = prometheus.CounterOpts{
 		Name: "xsha_remediator_alerts_truncated_total",
 		Help: "Alerts Alertmanager left out of webhook messages (truncatedAlerts); set max_alerts to 0 on the receiver.",
@@ -88,6 +92,7 @@ func MetricNames() []string {
 		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
 		breakerOpenOpts.Name, breakerPoolsOpts.Name, runningPoolsOpts.Name, waitingPoolsOpts.Name,
 		gcRemovedOpts.Name, journalSizeOpts.Name, journalActionsOpts.Name,
+		workflowRunningOpts.Name,
 	}
 }
 
@@ -108,6 +113,7 @@ type metrics struct {
 	gcRemoved      *prometheus.CounterVec
 	journalSize    prometheus.Gauge
 	journalActions prometheus.Gauge
+	workflows      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -119,6 +125,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dryRun:    prometheus.NewGauge(dryRunOpts),
 		skips:     prometheus.NewCounterVec(skipsOpts, []string{"action", "reason"}),
 		truncated: prometheus.NewCounter(truncatedOpts),
+		workflows: prometheus.NewGaugeVec(workflowRunningOpts, []string{"pool", "host", "workflow"}),
 
 		breakerOpen:    prometheus.NewGauge(breakerOpenOpts),
 		breakerPools:   prometheus.NewGauge(breakerPoolsOpts),
@@ -142,7 +149,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated,
-			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions)
+			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions, m.workflows)
 	}
 	return m
 }

@@ -129,7 +129,10 @@ func (p *Policy) validate() error {
 		if _, ok := lookupAction(name); !ok {
 			return fmt.Errorf("actions: unknown action %q (known: %s)", name, joined(actionNames()))
 		}
-		if len(a.Alerts) == 0 {
+		switch {
+		case isWorkflow(name) && len(a.Alerts) > 0:
+			return fmt.Errorf("actions: %s: a workflow is started by an operator, not by alerts", name)
+		case !isWorkflow(name) && len(a.Alerts) == 0:
 			return fmt.Errorf("actions: %s: alerts: at least one alert name is required", name)
 		}
 		if len(a.Pools) == 0 {

@@ -23,6 +23,7 @@ const retryInterval = 30 * time.Second
 // Cancelling ctx interrupts a running action between journal writes, as a
 // crash would; the next Run resumes it without repeating a finished step.
 func (r *engine) Run(ctx context.Context) {
+	r.restoreWorkflowGauges()
 	var wg sync.WaitGroup
 	for _, p := range r.cfg.Pools {
 		wg.Go(func() { r.worker(ctx, p) })
@@ -110,6 +111,9 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 	for _, s := range steps {
 		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == StepStateDone {
 			continue
+		}
+		if stop, err := r.cancelRequested(rec); err != nil || stop {
+			return err
 		}
 		ended, err := r.runStep(ctx, x, s)
 		if err != nil || ended || ctx.Err() != nil {
@@ -280,6 +284,9 @@ func (r *engine) finish(rec *Action, state State, skip SkipReason, reason string
 // disk; skip is the skip reason kind of a skipped action.
 func (r *engine) ended(rec *Action, skip SkipReason) {
 	r.metrics.actions.WithLabelValues(string(rec.Name), string(rec.State)).Inc()
+	if isWorkflow(rec.Name) {
+		r.metrics.workflowRunning(rec.Pool, rec.Host, rec.Name, false)
+	}
 	if rec.State == StateSkipped && skip != "" {
 		r.metrics.skips.WithLabelValues(string(rec.Name), string(skip)).Inc()
 	}

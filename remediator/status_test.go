@@ -135,6 +135,7 @@ func TestMetricNamesAreExposed(t *testing.T) {
 	h := newHarness(t, livePolicy, newFakePool("cluster-a"))
 	h.r.metrics.duration.WithLabelValues(string(ActionEnablePoolHA)).Observe(1)
 	h.r.metrics.skips.WithLabelValues(string(ActionEnablePoolHA), string(SkipHold)).Inc()
+	h.r.metrics.workflowRunning("cluster-a", "h1", WorkflowRestartSlave, true)
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,10 @@ Pools with a firing remediable alert: {{range $i, $p := .Pools}}{{if $i}}, {{end
 {{range .Holds}}<tr><td data-label="Pool">{{if .Pool}}{{.Pool}}{{else}}every pool{{end}}</td><td data-label="Source">{{.Source}}</td><td data-label="Since">{{ts .Since}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
 {{end}}</table></div>{{else}}<p>None.</p>{{end}}
 <h2>Workflows</h2>
-<p id="workflows">None defined. Planned-maintenance workflows (several actions in order, for one operator request) are listed here once the remediator runs them.</p>
+{{if .Workflows}}<div class="scroll"><table id="workflows">
+<tr><th>ID</th><th>Created</th><th>Workflow</th><th>Pool</th><th>Host</th><th>State</th><th>Steps</th><th>Reason</th></tr>
+{{range .Workflows}}<tr id="workflow-{{.ID}}"><td data-label="ID"><a href="api/v1/workflows/{{.ID}}">{{.ID}}</a></td><td data-label="Created">{{ts .Created}}</td><td data-label="Workflow">{{.Name}}{{if .DryRun}} (dry-run){{end}}{{if .NewMaster}} (new master {{.NewMaster}}){{end}}</td><td data-label="Pool">{{.Pool}}</td><td data-label="Host">{{.Host}}</td><td data-label="State" class="state {{.State}}">{{.State}}</td><td data-label="Steps" class="steps">{{range .StepViews}}<span class="{{.State}}">{{.Name}}: {{.State}}{{if .Took}} ({{.Took}}){{end}}</span><br>{{end}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
+{{end}}</table></div>{{else}}<p id="workflows">None yet. Planned-maintenance workflows (restart_slave, restart_master, shutdown, bring_back) that an operator starts with xshactl or POST /api/v1/workflows are listed here, step by step.</p>{{end}}
 <h2>Recent actions</h2>
 {{if .Records}}<div class="scroll"><table id="actions">
 <tr><th>ID</th><th>Created</th><th>Action</th><th>Pool</th><th>Host</th><th>Alert</th><th>State</th><th>Steps</th><th>Reason</th></tr>
@@ -102,13 +105,23 @@ func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, statusJS)
 }
 
-// handleStatus is the status page at /: dry-run state, holds and recent
-// actions. It shows no secrets: none are in the journal.
+// handleStatus is the status page at /: dry-run state, holds, workflows
+// step by step and recent actions. It shows no secrets: none are in the journal.
 func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	recs, err := r.recentActions(defaultListLimit)
+	all, err := r.recentActions(maxListLimit)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	var recs []*Action
+	var workflows []workflowView
+	for _, a := range all {
+		switch {
+		case isWorkflow(a.Name) && len(workflows) < defaultListLimit:
+			workflows = append(workflows, r.workflowView(a))
+		case !isWorkflow(a.Name) && len(recs) < defaultListLimit:
+			recs = append(recs, a)
+		}
 	}
 	holds, err := r.holdsView()
 	if err != nil {
@@ -133,12 +146,13 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	data := struct {
-		DryRun  bool
-		Actions []actionView
-		Holds   []Hold
-		Records []*Action
-		Breaker BreakerStatus
-	}{!pol.anyLive(), actions, holds, recs, breaker}
+		DryRun    bool
+		Actions   []actionView
+		Holds     []Hold
+		Records   []*Action
+		Breaker   BreakerStatus
+		Workflows []workflowView
+	}{!pol.anyLive(), actions, holds, recs, breaker, workflows}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := statusTmpl.Execute(w, data); err != nil {
 		r.log.Error("rendering status page", "err", err)

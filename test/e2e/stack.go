@@ -288,6 +288,10 @@ func (s *Stack) writeXSHAConfig(labConfig string) error {
 	return writeFile(s.xshaConfig, string(out))
 }
 
+// TokenFile is the file with the bearer token the remediator's webhook
+// and workflow API accept.
+func (s *Stack) TokenFile() string { return s.tokenFile }
+
 // Close stops every process and removes the stack's directory.
 func (s *Stack) Close() {
 	for _, p := range []*proc{s.prometheus, s.alertmanager, s.remediator, s.exporter, s.sim} {

@@ -3,15 +3,27 @@
 // XS62ESP1004; xsha enables it; both pool masters lose power; a new master is
 // elected and CloudStack restarts the Offer-HA VMs; the old masters come back
 // in emergency mode and xsha recovers them and re-enables pool HA. Nobody
-// acts but the lab's fault injection. Ctrl-C ends it.
+// acts but the lab's fault injection. Before the failure, once pool HA is on,
+// an operator restarts the master of cluster-a as planned maintenance with
+// one request to the remediator's workflow API (what xshactl sends), and
+// the demo prints its steps in the seed's step-list style. (It comes before
+// the failure because the lab's CloudStack restarts VMs in its own model
+// only: after the failover CloudStack believes guests run on the new master
+// that XAPI halted, and prepareHostForMaintenance ends in
+// ErrorInPrepareForMaintenance, as the workflow then reports.) Ctrl-C ends
+// it.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +36,7 @@ actions:
   enable_pool_ha:       {alerts: [XenServerPoolHADisabled],   pools: [cluster-a, cluster-b]}
   clear_emergency_mode: {alerts: [XenServerHostEmergencyMode], pools: [cluster-a, cluster-b]}
   rejoin_host:          {alerts: [XenServerHostCannotRejoin],  pools: [cluster-a, cluster-b]}
+  restart_master:       {pools: [cluster-a]}
 cooldown: 10s
 max_attempts_per_hour: 10
 poll_interval: 250ms
@@ -88,19 +101,31 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 	}); err != nil {
 		return err
 	}
+	if err := plannedMasterRestart(ctx, s, tl); err != nil {
+		return err
+	}
 	if err := waitActionsDone(ctx, s); err != nil {
 		return err
+	}
+	st, err := s.State(ctx)
+	if err != nil {
+		return err
+	}
+	var masters []string
+	dead := map[string]bool{}
+	for _, p := range st.Pools {
+		masters = append(masters, p.Master)
+		dead[p.Master] = true
 	}
 
 	fmt.Println("\n--- The seed's test: pool masters fail ---")
 	tl.Reset()
-	tl.Printf("Start – pool master failure simulated by killing power to xs-a1 and xs-b1")
-	for _, h := range []string{"xs-a1", "xs-b1"} {
+	tl.Printf("Start – pool master failure simulated by killing power to %s", strings.Join(masters, " and "))
+	for _, h := range masters {
 		if err := s.Control(ctx, "hosts/"+h+"/power-off", nil); err != nil {
 			return err
 		}
 	}
-	dead := map[string]bool{"xs-a1": true, "xs-b1": true}
 	if err := wait(ctx, s, "new masters and every Offer-HA VM running on another host", func(st e2e.LabState) bool {
 		newMasters := allPools(st, func(_ bool, master string) bool { return master != "" && !dead[master] })
 		for _, vm := range st.CloudStack.VMs {
@@ -114,8 +139,8 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 	}
 
 	fmt.Println("\n--- Recovering from host failures: power comes back ---")
-	tl.Printf("power restored to xs-a1 and xs-b1")
-	for _, h := range []string{"xs-a1", "xs-b1"} {
+	tl.Printf("power restored to %s", strings.Join(masters, " and "))
+	for _, h := range masters {
 		if err := s.Control(ctx, "hosts/"+h+"/power-on", nil); err != nil {
 			return err
 		}
@@ -126,7 +151,7 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 				return false
 			}
 			for _, h := range p.Hosts {
-				if (h.Name == "xs-a1" || h.Name == "xs-b1") && (h.Role != "slave" || !h.Live) {
+				if dead[h.Name] && (h.Role != "slave" || !h.Live) {
 					return false
 				}
 			}
@@ -182,4 +207,112 @@ func allPools(st e2e.LabState, f func(haEnabled bool, master string) bool) bool 
 		}
 	}
 	return len(st.Pools) > 0
+}
+
+// plannedMasterRestart restarts cluster-a's master as planned maintenance
+// through the remediator's workflow API and prints each step as the
+// remediator journals it.
+func plannedMasterRestart(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
+	if err := waitActionsDone(ctx, s); err != nil {
+		return err
+	}
+	st, err := s.State(ctx)
+	if err != nil {
+		return err
+	}
+	master := ""
+	for _, p := range st.Pools {
+		if p.Name == "cluster-a" {
+			master = p.Master
+		}
+	}
+	token, err := os.ReadFile(s.TokenFile())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n--- Planned maintenance: restart the master of cluster-a ---\n")
+	fmt.Printf("The seed: 7 manual steps across CloudStack and XenCenter. xsha: one command,\n")
+	fmt.Printf("  xshactl --url %s --token-file TOKEN start restart_master --pool cluster-a --host %s\n\n", s.RemediatorURL, master)
+	tl.Reset()
+	body, _ := json.Marshal(map[string]string{"workflow": "restart_master", "pool": "cluster-a", "host": master})
+	var started struct {
+		Workflow struct {
+			ID uint64 `json:"id"`
+		} `json:"workflow"`
+	}
+	if err := api(ctx, http.MethodPost, s.RemediatorURL+"/api/v1/workflows", strings.TrimSpace(string(token)), body, &started); err != nil {
+		return err
+	}
+	tl.Printf("operator: restart_master of %s (workflow %d)", master, started.Workflow.ID)
+	var seen uint64
+	for {
+		var out struct {
+			Workflow struct {
+				State     string `json:"state"`
+				Reason    string `json:"reason"`
+				NewMaster string `json:"new_master"`
+			} `json:"workflow"`
+			Journal []struct {
+				Seq     uint64 `json:"seq"`
+				Kind    string `json:"kind"`
+				Message string `json:"message"`
+			} `json:"journal"`
+		}
+		if err := api(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/workflows/%d", s.RemediatorURL, started.Workflow.ID), "", nil, &out); err != nil {
+			return err
+		}
+		for _, e := range out.Journal {
+			if e.Seq <= seen {
+				continue
+			}
+			seen = e.Seq
+			switch {
+			case e.Kind == "call" && strings.Contains(e.Message, ": calling "):
+				_, m, _ := strings.Cut(e.Message, ": calling ")
+				tl.Printf("xsha: %s", m)
+			case e.Kind == "step" && strings.HasSuffix(e.Message, " done: done"):
+				tl.Printf("xsha: step %s done", strings.TrimSuffix(strings.TrimPrefix(e.Message, "step "), " done: done"))
+			}
+		}
+		switch out.Workflow.State {
+		case "success":
+			tl.Printf("restart_master done: %s restarted, %s is the master, pool HA on, back in CloudStack", master, out.Workflow.NewMaster)
+			return nil
+		case "pending", "running":
+		default:
+			return fmt.Errorf("workflow %d %s: %s", started.Workflow.ID, out.Workflow.State, out.Workflow.Reason)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// api makes one request to the remediator and decodes its JSON answer.
+func api(ctx context.Context, method, url, token string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, e.Error)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
