@@ -25,6 +25,18 @@ type Migrator interface {
 	MigrateVM(instanceName, host string) error
 }
 
+// Starter is implemented by an Infra that can start VMs on the hypervisor
+// side: an HA restart then starts the VM there too, as CloudStack's
+// StartCommand does through XAPI (VM.start_on). Without one, HA restarts
+// happen in CloudStack's model only.
+type Starter interface {
+	// StartVM starts the halted VM with the hypervisor-side name
+	// instanceName on host. An error fails the restart, which CloudStack
+	// tries again after restart.retry.interval. It is called without the
+	// Server's lock held.
+	StartVM(instanceName, host string) error
+}
+
 // move is a migration waiting for the Migrator.
 type move struct {
 	vm     *vm

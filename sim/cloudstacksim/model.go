@@ -118,8 +118,10 @@ type vm struct {
 	target            *host // migration target
 	until             time.Time
 	created           time.Time
-	// HA work scheduled by a HostDown.
+	// HA work scheduled by a HostDown; haStart is set while its restart
+	// waits for the Starter.
 	haPending    bool
+	haStart      bool
 	haBlocked    bool
 	downHost     *host
 	downAt       time.Time
@@ -394,23 +396,30 @@ func (s *Server) step() {
 	now := s.now()
 	s.observe(views, now)
 	s.updateHosts(now)
-	moves := s.updateVMs(now)
+	moves, starts := s.updateVMs(now)
 	s.runMigrationWork(now)
 	s.monitorMaintenance(now)
 	s.runJobs(now)
 	s.syncSystemHosts(now)
-	if len(moves) == 0 {
+	if len(moves) == 0 && len(starts) == 0 {
 		return
 	}
-	// The XenServer side moves the VMs without the lock, so that the
-	// Infra may call back into the Server.
+	// The XenServer side moves and starts the VMs without the lock, so that
+	// the Infra may call back into the Server.
 	s.mu.Unlock()
 	errs := make([]error, len(moves))
 	for i, m := range moves {
 		errs[i] = s.migrator.MigrateVM(m.vm.instanceName, m.target.name)
 	}
+	startErrs := make([]error, len(starts))
+	for i, m := range starts {
+		startErrs[i] = s.starter.StartVM(m.vm.instanceName, m.target.name)
+	}
 	s.mu.Lock()
 	now = s.now()
+	for i, m := range starts {
+		s.finishHAStart(m.vm, m.target, startErrs[i], now)
+	}
 	for i, m := range moves {
 		v := m.vm
 		if v.state != vmMigrating || v.target != m.target {
@@ -596,9 +605,9 @@ func (s *Server) pickHost(c *cluster, exclude *host) *host {
 }
 
 // updateVMs runs HA restarts and finishes starts and migrations; with a
-// Migrator it returns the migrations the XenServer side must carry out.
-func (s *Server) updateVMs(now time.Time) []move {
-	var moves []move
+// Migrator it returns the migrations, and with a Starter the HA restarts,
+// the XenServer side must carry out.
+func (s *Server) updateVMs(now time.Time) (moves, starts []move) {
 	alertWait := s.real(s.effectiveAlertWait())
 	for _, v := range s.vms {
 		if v.haPending {
@@ -618,7 +627,7 @@ func (s *Server) updateVMs(now time.Time) []move {
 				continue
 			}
 			s.logger.Info("CloudStack HA restart", "vm", v.name, "from", v.downHost.name, "to", t.name)
-			v.haPending, v.haBlocked = false, false
+			v.haPending, v.haBlocked, v.haStart = false, false, s.starter != nil
 			v.lastHost, v.host, v.target = v.downHost, t, nil
 			v.state, v.until = vmStarting, now.Add(s.real(s.opts.VMStartTime))
 			continue
@@ -628,6 +637,10 @@ func (s *Server) updateVMs(now time.Time) []move {
 		}
 		switch v.state {
 		case vmStarting:
+			if v.haStart {
+				starts = append(starts, move{vm: v, target: v.host})
+				continue
+			}
 			v.state = vmRunning
 			s.logger.Info("CloudStack VM running", "vm", v.name, "host", v.host.name)
 		case vmMigrating:
@@ -642,7 +655,7 @@ func (s *Server) updateVMs(now time.Time) []move {
 			}
 		}
 	}
-	return moves
+	return moves, starts
 }
 
 // syncSystemHosts makes system VM hosts follow their VMs.
@@ -664,4 +677,22 @@ func (s *Server) syncSystemHosts(now time.Time) {
 		}
 		s.setHostState(h, st, now, "")
 	}
+}
+
+// finishHAStart ends an HA restart the Starter carried out: the VM runs,
+// or, when the hypervisor refused, it is stopped and the HA work is tried
+// again after restart.retry.interval (HighAvailabilityManagerImpl).
+func (s *Server) finishHAStart(v *vm, target *host, err error, now time.Time) {
+	if v.state != vmStarting || v.host != target || !v.haStart {
+		return // moved on meanwhile, e.g. the target went down
+	}
+	v.haStart = false
+	if err == nil {
+		v.state = vmRunning
+		s.logger.Info("CloudStack VM running", "vm", v.name, "host", target.name)
+		return
+	}
+	s.logger.Info("CloudStack HA restart failed; retrying later", "vm", v.name, "host", target.name, "err", err)
+	v.state, v.lastHost, v.host = vmStopped, target, nil
+	v.haPending, v.downAt = true, now.Add(s.real(s.opts.RestartRetryInterval))
 }

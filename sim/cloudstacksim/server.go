@@ -123,6 +123,9 @@ type Options struct {
 	// (default 5).
 	MigrateRetryInterval time.Duration
 	MigrateMaxRetries    int
+	// RestartRetryInterval is restart.retry.interval, the wait before a
+	// failed HA restart is tried again (default 600 s).
+	RestartRetryInterval time.Duration
 	// HAWorkers is ha.workers, how many HA work items (here: maintenance
 	// migrations) run at once (default 5).
 	HAWorkers int
@@ -153,6 +156,7 @@ const (
 	DefaultReconnectTime    = 10 * time.Second
 	DefaultJobTime          = time.Second
 	DefaultMigrateRetry     = 120 * time.Second
+	DefaultRestartRetry     = 600 * time.Second
 	DefaultMigrateRetries   = 5
 	DefaultHAWorkers        = 5
 	defaultTick             = time.Second
@@ -183,6 +187,8 @@ type Server struct {
 	nextMonitor time.Time
 	// migrator is the Infra's Migrator, nil if it has none.
 	migrator Migrator
+	// starter is the Infra's Starter, nil if it has none.
+	starter Starter
 }
 
 // New builds a Server over infra. It reads infra once to learn the hosts
@@ -212,6 +218,7 @@ func newServer(infra Infra, opts Options, now func() time.Time) (*Server, error)
 	setDefault(&opts.ReconnectTime, DefaultReconnectTime)
 	setDefault(&opts.JobTime, DefaultJobTime)
 	setDefault(&opts.MigrateRetryInterval, DefaultMigrateRetry)
+	setDefault(&opts.RestartRetryInterval, DefaultRestartRetry)
 	opts.MigrateMaxRetries = orInt(opts.MigrateMaxRetries, DefaultMigrateRetries)
 	opts.HAWorkers = orInt(opts.HAWorkers, DefaultHAWorkers)
 	setDefault(&opts.Tick, defaultTick)
@@ -243,6 +250,7 @@ func newServer(infra Infra, opts Options, now func() time.Time) (*Server, error)
 		s.alertWait = &v
 	}
 	s.migrator, _ = infra.(Migrator)
+	s.starter, _ = infra.(Starter)
 	s.nextMonitor = now().Add(s.real(opts.PingInterval))
 	if err := s.build(); err != nil {
 		return nil, err

@@ -74,3 +74,20 @@ func (l *Lab) ReleaseBoot(host string) error {
 	}
 	return p.ReleaseBoot(host)
 }
+
+// StartVM implements cloudstacksim.Starter: it starts the halted VM whose
+// name_label is instanceName on the host of that name in the VM's pool, as
+// the VM.start_on of CloudStack's HA restart does.
+func (i infra) StartVM(instanceName, host string) error {
+	for _, p := range i.l.pools {
+		if p.HasVM(instanceName) {
+			if !p.HasHost(host) {
+				return fmt.Errorf("%w: host %q in pool %q", xapisim.ErrNotFound, host, p.Name())
+			}
+			return p.StartVM(instanceName, host)
+		}
+	}
+	return fmt.Errorf("%w: VM %q", xapisim.ErrNotFound, instanceName)
+}
+
+var _ cloudstacksim.Starter = infra{}

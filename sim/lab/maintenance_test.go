@@ -625,3 +625,52 @@ func TestXAPIRestartKeepsHostDisabledUntilReboot(t *testing.T) {
 		})
 	}
 }
+
+// TestCloudStackHARestartStartsVMsInXAPI: after a master's power loss with
+// pool HA on, CloudStack restarts its HA-enabled VMs through XAPI
+// (VM.start_on from CitrixResourceBase's StartCommand), so XAPI shows each
+// of them running where CloudStack says, and the others halted.
+func TestCloudStackHARestartStartsVMsInXAPI(t *testing.T) {
+	t.Parallel()
+	m := newMaint(t, maintenanceScenario(scenario.Version62), true)
+	list := func() []*cloudstack.VirtualMachine {
+		vms, err := m.cs.VirtualMachine.ListVirtualMachines(m.cs.VirtualMachine.NewListVirtualMachinesParams())
+		m.must("listVirtualMachines", err)
+		return vms.VirtualMachines
+	}
+	onA1 := map[string]bool{}
+	for _, v := range list() {
+		if v.Hostname == "xs-a1" {
+			onA1[v.Name] = v.Haenable
+		}
+	}
+	if len(onA1) == 0 {
+		t.Fatal("no CloudStack VM on xs-a1")
+	}
+	if err := m.l.PowerOff("xs-a1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "CloudStack's HA restarts done", 60*time.Second, func() (bool, string) {
+		for _, v := range list() {
+			if ha, ok := onA1[v.Name]; ok && (ha && v.State != "Running" || !ha && v.State != "Stopped") {
+				return false, v.Name + " " + v.State
+			}
+		}
+		return true, ""
+	})
+	m.login("xs-a2")
+	for _, v := range list() {
+		ha, ok := onA1[v.Name]
+		if !ok {
+			continue
+		}
+		st, err := m.c.VM.GetPowerState(m.s, m.vm(v.Instancename))
+		m.must("VM.get_power_state", err)
+		switch {
+		case ha && (st != xenapi.VMPowerStateRunning || m.residentOn(v.Instancename) != v.Hostname):
+			t.Errorf("HA-enabled %s: CloudStack Running on %s, XAPI %s on %q", v.Name, v.Hostname, st, m.residentOn(v.Instancename))
+		case !ha && st != xenapi.VMPowerStateHalted:
+			t.Errorf("%s without HA: XAPI %s, want Halted", v.Name, st)
+		}
+	}
+}

@@ -592,3 +592,44 @@ func (p *Pool) ReleaseBoot(name string) error {
 	}
 	return nil
 }
+
+// StartVM starts a halted VM on a host of the pool at once, as VM.start_on
+// does once the VM has booted (the caller has spent the start time):
+// CloudStack's XenServer resource restarts an HA-enabled VM that way after
+// its host went down (CitrixResourceBase's StartCommand). It fails with
+// ErrNotFound for an unknown VM or host and ErrConflict when VM.start_on
+// would refuse (VM not halted, host not live or disabled, no memory:
+// xapi_vm_helpers.ml, assert_can_boot_here).
+func (p *Pool) StartVM(name, host string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vm := p.vmByName(name)
+	if vm == nil {
+		return fmt.Errorf("%w: VM %q in pool %q", ErrNotFound, name, p.cfg.Name)
+	}
+	to, err := p.host(host)
+	if err != nil {
+		return err
+	}
+	var e *apiError
+	switch {
+	case vm.str("power_state") != "Halted":
+		e = fail("VM_BAD_POWER_STATE", vm.ref, "halted", strings.ToLower(vm.str("power_state")))
+	case !p.metricsObj(to).boolean("live") || !reachable(to):
+		e = fail("HOST_OFFLINE", to.ref)
+	case !p.hostObj(to).boolean("enabled"):
+		e = fail("HOST_DISABLED", to.ref)
+	default:
+		if need, free := vmNeed(vm), p.freeMemory(to); need > free {
+			e = fail("HOST_NOT_ENOUGH_FREE_MEMORY", strconv.FormatInt(need, 10), strconv.FormatInt(free, 10))
+		}
+	}
+	if e != nil {
+		return fmt.Errorf("%w: starting %s on %s: %s", ErrConflict, name, host, e.Error())
+	}
+	p.db.setField(vm, "power_state", "Running")
+	p.db.setField(vm, "domid", int64(len(p.hostObj(to).set("resident_VMs"))+1))
+	p.moveVM(vm, to)
+	p.log.Info("VM started", "vm", name, "host", host)
+	return nil
+}
