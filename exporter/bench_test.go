@@ -108,7 +108,7 @@ func BenchmarkScrape(b *testing.B) {
 }
 
 // BenchmarkSteadyStateCalls counts the XAPI calls per minute one pool of
-// four hosts costs at steady state, with the default probe interval (30 s)
+// four hosts costs at steady state, with the default probe intervals (30 s, 2 min background)
 // and event.from timeout (60 s), while Prometheus scrapes every 15 s, and
 // again every 1 s to show that scrapes add no call. Time is compressed by
 // the lab's scale factor: every interval and the measuring window shrink
@@ -121,8 +121,8 @@ func BenchmarkSteadyStateCalls(b *testing.B) {
 		b.Run(fmt.Sprintf("scrape=%s", scrape), func(b *testing.B) {
 			sc := scenario.Default()
 			sc.TimeScale = scale
-			timing := fmt.Sprintf("probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
-				scaled(30*time.Second).Milliseconds(), scaled(60*time.Second).Milliseconds())
+			timing := fmt.Sprintf("probe_interval: %dms\n    background_probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
+				scaled(30*time.Second).Milliseconds(), scaled(2*time.Minute).Milliseconds(), scaled(60*time.Second).Milliseconds())
 			e := startLabTimed(b, sc, timing, "cluster-a")
 			e.waitValue(`xenserver_pool_up{pool="cluster-a"}`, 1)
 			e.waitValue(`xenserver_host_role{host="xs-a4",pool="cluster-a",role="slave"}`, 1)

@@ -24,8 +24,8 @@ func BenchmarkEmergencyDetection(b *testing.B) {
 		sc.TimeScale = scale
 		sc.Pools = sc.Pools[:1]
 		sc.Pools[0].HAEnabled = true
-		timing := fmt.Sprintf("probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
-			scaled(30*time.Second).Milliseconds(), scaled(60*time.Second).Milliseconds())
+		timing := fmt.Sprintf("probe_interval: %dms\n    background_probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
+			scaled(30*time.Second).Milliseconds(), scaled(2*time.Minute).Milliseconds(), scaled(60*time.Second).Milliseconds())
 		e := startLabTimed(b, sc, timing, "cluster-a")
 		const p = `pool="cluster-a"`
 		e.waitValue(`xenserver_pool_up{`+p+`}`, 1)
