@@ -21,6 +21,13 @@ type WatcherOptions struct {
 	Logger *slog.Logger
 	// Metrics counts calls and sessions; nil counts nothing.
 	Metrics *Metrics
+	// FullReads, when set, bounds how many of the watchers sharing it read
+	// their pool in full at once (a token is a buffered slot): decoding a
+	// pool's get_all_records answers takes far more memory than the
+	// records kept, so a fleet starting or reconnecting all at once would
+	// otherwise need that memory for every pool together. nil does not
+	// bound.
+	FullReads chan struct{}
 }
 
 // Watcher keeps one pool's snapshot current: one session on the master,
@@ -50,6 +57,7 @@ type Watcher struct {
 	current             *liveSession // the open session; nil between sessions
 	published           *Snapshot
 	probeNow            chan struct{} // asks for a probe round before the next tick
+	fullReads           chan struct{}
 }
 
 // NewWatcher returns a watcher for pool; Run starts it.
@@ -69,6 +77,7 @@ func NewWatcher(pool config.Pool, opts WatcherOptions) *Watcher {
 		// rotation starts one interval after.
 		lastBackgroundProbe: time.Now(),
 		probeNow:            make(chan struct{}, 1),
+		fullReads:           opts.FullReads,
 	}
 	w.publishLocked()
 	return w
@@ -222,11 +231,21 @@ func (w *Watcher) follow(ctx context.Context, s *session, ev **conn) error {
 	if poolRef == "" {
 		return errors.New("pool.get_all returned no pool")
 	}
-	token, err := inject(ctx, s, poolRef)
-	if err != nil {
-		return err
+	if w.fullReads != nil {
+		select {
+		case w.fullReads <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 	}
-	if err := c.load(ctx, s); err != nil {
+	token, err := inject(ctx, s, poolRef)
+	if err == nil {
+		err = c.load(ctx, s)
+	}
+	if w.fullReads != nil {
+		<-w.fullReads
+	}
+	if err != nil {
 		return err
 	}
 	master, err := w.publishView(c)
