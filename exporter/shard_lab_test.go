@@ -85,8 +85,7 @@ func poolCounts(l *lab.Lab) (sessions, logins map[string]uint64) {
 // master), and none is left with two sessions or none.
 func TestShardsWatchEveryPoolOnce(t *testing.T) {
 	l, cfg := startFleet(t, fleetSize())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	var shards []*poolWatchers
 	defer func() {
 		for _, s := range shards {
