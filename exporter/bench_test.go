@@ -208,3 +208,37 @@ func BenchmarkCollect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCollectFleet is a scrape, gzipped as Prometheus asks for it, of
+// synthetic snapshots of 200 pools of 16 hosts (one exporter for the
+// fleet) and of 100 and 67 (one of two or three shards), without the lab
+// running beside it.
+func BenchmarkCollectFleet(b *testing.B) {
+	for _, pools := range []int{200, 100, 67} {
+		b.Run(fmt.Sprintf("pools=%d", pools), func(b *testing.B) {
+			var src staticSource
+			for p := range pools {
+				s := upSnapshot()
+				s.Pool = fmt.Sprintf("pool-%03d", p+1)
+				h0 := s.Hosts[0]
+				s.Hosts = nil
+				for i := range 16 {
+					h := h0
+					h.Name, h.UUID = fmt.Sprintf("xs-%03d-%02d", p+1, i+1), fmt.Sprintf("u%d-%d", p, i)
+					h.IsMaster = i == 0
+					s.Hosts = append(s.Hosts, h)
+				}
+				src = append(src, s)
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(newXenServerCollector(src))
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			b.ResetTimer()
+			for range b.N {
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
