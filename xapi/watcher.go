@@ -32,9 +32,9 @@ type WatcherOptions struct {
 
 // Watcher keeps one pool's snapshot current: one session on the master,
 // a full read, then event.from; and probes of the members on their own
-// addresses where the master's view says they need one (see probeDue).
-// Each pool has its own Watcher, so one pool down or hanging never delays
-// another.
+// addresses where the master's view says they need one (see
+// probeDueLocked). Each pool has its own Watcher, so one pool down or
+// hanging never delays another.
 type Watcher struct {
 	pool config.Pool
 	d    *dialer
