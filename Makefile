@@ -66,8 +66,12 @@ demo: deps build
 	$(GO) run ./test/e2e/demo
 
 .PHONY: bench
+# Scrape cost, XAPI load and detection latency on one pool, then one
+# exporter against a generated fleet of 200 pools (about ten minutes) and
+# three shards of it; each prints its figures.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./exporter/
+	XSHA_FLEET=1 $(GO) test -count=1 -timeout 40m -run '^(TestFleetCost|TestShardsWatchEveryPoolOnce)$$' -v ./exporter/
 
 .PHONY: fuzz
 fuzz:

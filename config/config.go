@@ -20,17 +20,18 @@ import (
 
 // Defaults applied to every pool that leaves the field out.
 const (
-	defaultPort           = 443
-	defaultUsername       = "root"
-	defaultHeartbeatSR    = "MGMT-HA"
-	defaultProbeInterval  = 30 * time.Second
-	defaultCallTimeout    = 30 * time.Second
-	defaultEventTimeout   = 60 * time.Second
-	DefaultCSInterval     = 30 * time.Second
-	DefaultCSTimeout      = 10 * time.Second
-	schemeHTTPS           = "https"
-	schemeHTTP            = "http"
-	requiredHotfixDefault = "XS62ESP1004"
+	defaultPort            = 443
+	defaultUsername        = "root"
+	defaultHeartbeatSR     = "MGMT-HA"
+	defaultProbeInterval   = 30 * time.Second
+	defaultBackgroundProbe = 2 * time.Minute
+	defaultCallTimeout     = 30 * time.Second
+	defaultEventTimeout    = 60 * time.Second
+	DefaultCSInterval      = 30 * time.Second
+	DefaultCSTimeout       = 10 * time.Second
+	schemeHTTPS            = "https"
+	schemeHTTP             = "http"
+	requiredHotfixDefault  = "XS62ESP1004"
 )
 
 // Config is the whole configuration file.
@@ -68,8 +69,16 @@ type Pool struct {
 	// CloudStackCluster is the CloudStack cluster backed by this pool; the
 	// pool name when left out.
 	CloudStackCluster string `yaml:"cloudstack_cluster"`
-	// ProbeInterval is how often every member is probed on its own address.
+	// ProbeInterval is how often a member is probed on its own address
+	// while it needs watching: every member while the pool has no session
+	// on its master, and otherwise a member the master's view of which
+	// changed, that the master holds not live, or that did not answer its
+	// last probe as a slave.
 	ProbeInterval model.Duration `yaml:"probe_interval"`
+	// BackgroundProbeInterval is how often, while the master's view of
+	// every member is steady, one member in turn is probed anyway: each
+	// member is probed once every this many times the number of members.
+	BackgroundProbeInterval model.Duration `yaml:"background_probe_interval"`
 	// CallTimeout bounds every XAPI call but event.from.
 	CallTimeout model.Duration `yaml:"call_timeout"`
 	// EventTimeout is the event.from long-poll timeout.
@@ -227,6 +236,7 @@ func (p *Pool) setDefaultsAndValidate() error {
 		p.CloudStackCluster = p.Name
 	}
 	setDuration(&p.ProbeInterval, defaultProbeInterval)
+	setDuration(&p.BackgroundProbeInterval, defaultBackgroundProbe)
 	setDuration(&p.CallTimeout, defaultCallTimeout)
 	setDuration(&p.EventTimeout, defaultEventTimeout)
 	return nil

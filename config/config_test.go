@@ -61,7 +61,8 @@ func TestParse(t *testing.T) {
 				if p.Password != "xenroot" {
 					t.Errorf("password not read from file without its newline")
 				}
-				if p.CloudStackCluster != "cluster-a" || time.Duration(p.ProbeInterval) != defaultProbeInterval {
+				if p.CloudStackCluster != "cluster-a" || time.Duration(p.ProbeInterval) != defaultProbeInterval ||
+					time.Duration(p.BackgroundProbeInterval) != defaultBackgroundProbe {
 					t.Errorf("cluster/probe defaults not applied: %+v", p)
 				}
 			},

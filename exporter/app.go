@@ -40,6 +40,9 @@ type Options struct {
 	// CloudStack, when set, is used while the configuration has a cloudstack
 	// block.
 	CloudStack CloudStackFactory
+	// Shard selects the configured pools this exporter watches (and reports
+	// to CloudStack's collector); the zero Shard takes them all.
+	Shard Shard
 }
 
 // App is the exporter process without its flags and listener: the
@@ -102,10 +105,11 @@ func (a *App) Reload() error {
 		a.log.Error("failed to reload config, keeping the running one", "file", a.opts.ConfigFile, "err", err)
 		return err
 	}
-	cfg := a.store.Get()
+	all := a.store.Get()
+	cfg := a.opts.Shard.filter(all)
 	a.pools.Apply(cfg)
 	a.applyCloudStack(cfg)
-	a.log.Info("loaded config", "file", a.opts.ConfigFile, "pools", len(cfg.Pools))
+	a.log.Info("loaded config", "file", a.opts.ConfigFile, "pools", len(all.Pools), "shard", a.opts.Shard.String(), "watched", len(cfg.Pools))
 	return nil
 }
 

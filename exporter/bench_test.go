@@ -108,7 +108,7 @@ func BenchmarkScrape(b *testing.B) {
 }
 
 // BenchmarkSteadyStateCalls counts the XAPI calls per minute one pool of
-// four hosts costs at steady state, with the default probe interval (30 s)
+// four hosts costs at steady state, with the default probe intervals (30 s, 2 min background)
 // and event.from timeout (60 s), while Prometheus scrapes every 15 s, and
 // again every 1 s to show that scrapes add no call. Time is compressed by
 // the lab's scale factor: every interval and the measuring window shrink
@@ -121,8 +121,8 @@ func BenchmarkSteadyStateCalls(b *testing.B) {
 		b.Run(fmt.Sprintf("scrape=%s", scrape), func(b *testing.B) {
 			sc := scenario.Default()
 			sc.TimeScale = scale
-			timing := fmt.Sprintf("probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
-				scaled(30*time.Second).Milliseconds(), scaled(60*time.Second).Milliseconds())
+			timing := fmt.Sprintf("probe_interval: %dms\n    background_probe_interval: %dms\n    call_timeout: 2s\n    event_timeout: %dms\n",
+				scaled(30*time.Second).Milliseconds(), scaled(2*time.Minute).Milliseconds(), scaled(60*time.Second).Milliseconds())
 			e := startLabTimed(b, sc, timing, "cluster-a")
 			e.waitValue(`xenserver_pool_up{pool="cluster-a"}`, 1)
 			e.waitValue(`xenserver_host_role{host="xs-a4",pool="cluster-a",role="slave"}`, 1)
@@ -201,6 +201,40 @@ func BenchmarkCollect(b *testing.B) {
 			reg.MustRegister(newXenServerCollector(staticSource{s}))
 			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			b.ResetTimer()
+			for range b.N {
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
+
+// BenchmarkCollectFleet is a scrape, gzipped as Prometheus asks for it, of
+// synthetic snapshots of 200 pools of 16 hosts (one exporter for the
+// fleet) and of 100 and 67 (one of two or three shards), without the lab
+// running beside it.
+func BenchmarkCollectFleet(b *testing.B) {
+	for _, pools := range []int{200, 100, 67} {
+		b.Run(fmt.Sprintf("pools=%d", pools), func(b *testing.B) {
+			var src staticSource
+			for p := range pools {
+				s := upSnapshot()
+				s.Pool = fmt.Sprintf("pool-%03d", p+1)
+				h0 := s.Hosts[0]
+				s.Hosts = nil
+				for i := range 16 {
+					h := h0
+					h.Name, h.UUID = fmt.Sprintf("xs-%03d-%02d", p+1, i+1), fmt.Sprintf("u%d-%d", p, i)
+					h.IsMaster = i == 0
+					s.Hosts = append(s.Hosts, h)
+				}
+				src = append(src, s)
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(newXenServerCollector(src))
+			h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
 			b.ResetTimer()
 			for range b.N {
 				h.ServeHTTP(httptest.NewRecorder(), req)

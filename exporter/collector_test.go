@@ -222,3 +222,37 @@ func gatherValues(t testing.TB, c prometheus.Collector) map[string]float64 {
 	}
 	return out
 }
+
+// switchSource hands out whatever snapshots it currently holds.
+type switchSource struct{ snaps []*xapi.Snapshot }
+
+func (s *switchSource) Snapshots() []*xapi.Snapshot { return s.snaps }
+
+// TestCollectorFollowsNewSnapshots: the metrics kept for a snapshot are
+// sent again only while that snapshot is current; a new one is read afresh,
+// a pool no longer watched disappears, and the state age follows the clock.
+func TestCollectorFollowsNewSnapshots(t *testing.T) {
+	first := upSnapshot()
+	src := &switchSource{snaps: []*xapi.Snapshot{first}}
+	c := newXenServerCollector(src)
+	now := testNow
+	c.now = func() time.Time { return now }
+	const up, age = `xenserver_pool_up{pool="cluster-a"}`, `xsha_pool_state_age_seconds{pool="cluster-a"}`
+	if v := gatherValues(t, c); v[up] != 1 || v[age] != 5 {
+		t.Fatalf("first snapshot: up %v, age %v", v[up], v[age])
+	}
+	now = now.Add(10 * time.Second)
+	if v := gatherValues(t, c); v[up] != 1 || v[age] != 15 {
+		t.Fatalf("same snapshot later: up %v, age %v; want 1, 15", v[up], v[age])
+	}
+	down := *first
+	down.Up = false
+	src.snaps = []*xapi.Snapshot{&down}
+	if v := gatherValues(t, c); v[up] != 0 {
+		t.Fatalf("new snapshot with the pool down: up %v, want 0", v[up])
+	}
+	src.snaps = nil
+	if v := gatherValues(t, c); len(v) != 0 {
+		t.Fatalf("no pool watched: %d series left", len(v))
+	}
+}

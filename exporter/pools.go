@@ -20,10 +20,18 @@ type poolWatchers struct {
 	log     *slog.Logger
 	metrics *xapi.Metrics
 
+	// fullReads bounds the pools read in full at once.
+	fullReads chan struct{}
+
 	mu      sync.Mutex
 	running map[string]*poolRun
 	wg      sync.WaitGroup
 }
+
+// concurrentFullReads is how many pools are read in full at once: enough to
+// keep the pool masters and two cores busy, few enough that decoding the
+// answers of a fleet starting together stays a few tens of MiB.
+const concurrentFullReads = 8
 
 type poolRun struct {
 	cfg    config.Pool
@@ -37,7 +45,10 @@ func newPoolWatchers(ctx context.Context, logger *slog.Logger, metrics *xapi.Met
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &poolWatchers{ctx: ctx, log: logger, metrics: metrics, running: map[string]*poolRun{}}
+	return &poolWatchers{
+		ctx: ctx, log: logger, metrics: metrics, running: map[string]*poolRun{},
+		fullReads: make(chan struct{}, concurrentFullReads),
+	}
 }
 
 // Apply makes the running watchers match cfg: pools added are started,
@@ -68,7 +79,7 @@ func (p *poolWatchers) Apply(cfg *config.Config) {
 		}
 		p.log.Info("starting watcher", "pool", name, "hosts", strings.Join(pc.Hosts, ","))
 		ctx, cancel := context.WithCancel(p.ctx)
-		w := xapi.NewWatcher(pc, xapi.WatcherOptions{Logger: p.log, Metrics: p.metrics})
+		w := xapi.NewWatcher(pc, xapi.WatcherOptions{Logger: p.log, Metrics: p.metrics, FullReads: p.fullReads})
 		r := &poolRun{cfg: pc, w: w, cancel: cancel, done: make(chan struct{})}
 		p.running[name] = r
 		p.wg.Go(func() {

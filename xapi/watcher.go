@@ -21,11 +21,19 @@ type WatcherOptions struct {
 	Logger *slog.Logger
 	// Metrics counts calls and sessions; nil counts nothing.
 	Metrics *Metrics
+	// FullReads, when set, bounds how many of the watchers sharing it read
+	// their pool in full at once (a token is a buffered slot): decoding a
+	// pool's get_all_records answers takes far more memory than the
+	// records kept, so a fleet starting or reconnecting all at once would
+	// otherwise need that memory for every pool together. nil does not
+	// bound.
+	FullReads chan struct{}
 }
 
 // Watcher keeps one pool's snapshot current: one session on the master,
-// a full read, then event.from; and a probe of every member at the
-// configured interval. Each pool has its own Watcher, so one pool down or
+// a full read, then event.from; and probes of the members on their own
+// addresses where the master's view says they need one (see
+// probeDueLocked). Each pool has its own Watcher, so one pool down or
 // hanging never delays another.
 type Watcher struct {
 	pool config.Pool
@@ -35,18 +43,21 @@ type Watcher struct {
 	attempted     chan struct{}
 	attemptedOnce sync.Once
 
-	mu            sync.Mutex
-	view          *Snapshot // last full view built from records; nil before the first
-	up            bool
-	lastErr       string
-	masterAddr    string
-	synced        time.Time
-	masterChanges uint64
-	lastMaster    string // UUID
-	probes        map[string]Probe
-	current       *liveSession // the open session; nil between sessions
-	published     *Snapshot
-	probeNow      chan struct{} // asks for a probe round before the next tick
+	mu                  sync.Mutex
+	view                *Snapshot // last full view built from records; nil before the first
+	up                  bool
+	lastErr             string
+	masterAddr          string
+	synced              time.Time
+	masterChanges       uint64
+	lastMaster          string // UUID
+	probes              map[string]Probe
+	probedAs            map[string]memberView // the master's view of each address when it was last probed
+	lastBackgroundProbe time.Time
+	current             *liveSession // the open session; nil between sessions
+	published           *Snapshot
+	probeNow            chan struct{} // asks for a probe round before the next tick
+	fullReads           chan struct{}
 }
 
 // NewWatcher returns a watcher for pool; Run starts it.
@@ -61,7 +72,12 @@ func NewWatcher(pool config.Pool, opts WatcherOptions) *Watcher {
 		log:       log.With("pool", pool.Name),
 		attempted: make(chan struct{}),
 		probes:    map[string]Probe{},
-		probeNow:  make(chan struct{}, 1),
+		probedAs:  map[string]memberView{},
+		// Every member is probed on the first read: the background
+		// rotation starts one interval after.
+		lastBackgroundProbe: time.Now(),
+		probeNow:            make(chan struct{}, 1),
+		fullReads:           opts.FullReads,
 	}
 	w.publishLocked()
 	return w
@@ -215,11 +231,21 @@ func (w *Watcher) follow(ctx context.Context, s *session, ev **conn) error {
 	if poolRef == "" {
 		return errors.New("pool.get_all returned no pool")
 	}
-	token, err := inject(ctx, s, poolRef)
-	if err != nil {
-		return err
+	if w.fullReads != nil {
+		select {
+		case w.fullReads <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 	}
-	if err := c.load(ctx, s); err != nil {
+	token, err := inject(ctx, s, poolRef)
+	if err == nil {
+		err = c.load(ctx, s)
+	}
+	if w.fullReads != nil {
+		<-w.fullReads
+	}
+	if err != nil {
 		return err
 	}
 	master, err := w.publishView(c)
@@ -278,12 +304,23 @@ func (w *Watcher) publishView(c *cache) (string, error) {
 	if v.MasterUUID != "" {
 		w.lastMaster = v.MasterUUID
 	}
-	w.view, w.up, w.lastErr, w.synced = v, true, "", time.Now()
+	now := time.Now()
+	w.view, w.up, w.lastErr, w.synced = v, true, "", now
+	if m, ok := v.Master(); ok && m.Address != "" {
+		// The session's host answered as master just now: that is what a
+		// probe of it would learn, so it is not probed while the session
+		// lasts (a probe of a master is a login and a logout).
+		w.probes[m.Address] = Probe{Role: RoleMaster, At: now}
+		w.probedAs[m.Address] = viewOf(v, m)
+	}
 	w.publishLocked()
 	for _, h := range v.Hosts {
-		if _, ok := w.probes[h.Address]; !ok && h.Address != "" {
-			// A member never probed (first read, host added): probe now
-			// rather than at the next tick.
+		if h.Address == "" {
+			continue
+		}
+		if seen, ok := w.probedAs[h.Address]; !ok || seen != viewOf(v, h) {
+			// A member never probed, or the master's view of it changed:
+			// probe now rather than at the next tick.
 			select {
 			case w.probeNow <- struct{}{}:
 			default:
@@ -297,6 +334,14 @@ func (w *Watcher) publishView(c *cache) (string, error) {
 func (w *Watcher) setDown(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.up {
+		// Every member needs a probe now that no session vouches for the
+		// master.
+		select {
+		case w.probeNow <- struct{}{}:
+		default:
+		}
+	}
 	w.up = false
 	if err != nil {
 		w.lastErr = err.Error()
@@ -337,7 +382,8 @@ func (w *Watcher) publishLocked() {
 	w.published = s
 }
 
-// probeLoop probes every member at the configured interval.
+// probeLoop probes, at every probe interval and whenever the master's view
+// changes, the members that are due (probeDue).
 func (w *Watcher) probeLoop(ctx context.Context) {
 	t := time.NewTicker(time.Duration(w.pool.ProbeInterval))
 	defer t.Stop()
@@ -352,18 +398,96 @@ func (w *Watcher) probeLoop(ctx context.Context) {
 	}
 }
 
+// memberView is what the master's view says about one member: a probe is
+// due when it changes.
+type memberView struct {
+	known, live, enabled, master, statefile bool
+	poolHA                                  bool
+	poolMaster                              string
+}
+
+// viewOf returns the master's view of h in v.
+func viewOf(v *Snapshot, h Host) memberView {
+	return memberView{
+		known: true, live: h.Live, enabled: h.Enabled, master: h.IsMaster, statefile: len(h.HAStatefiles) > 0,
+		poolHA: v.HAEnabled, poolMaster: v.MasterUUID,
+	}
+}
+
+// probeDueLocked returns the addresses to probe now, and records the
+// master's view of each as the one it is probed under. A probe is a login
+// on the member's own address (see dialer.probe): one call on a slave or a
+// host in emergency mode, a login and a logout on a master. So:
+//
+//   - while the pool has no session on its master, every address is probed
+//     at every probe interval, as the probes are then the only view;
+//   - the master the session is on is not probed: every answer on the
+//     session says it is master (publishView records that);
+//   - a member is probed at once when the master's view of it changed (live,
+//     enabled, master, statefile access, pool HA or pool.master), at every
+//     probe interval while the master holds it not live, and while its last
+//     probe found it anything but a slave (emergency, unreachable, refusing
+//     the credentials, or a master that pool.master does not name);
+//   - otherwise one member in turn, the one probed longest ago, is probed
+//     every background probe interval, so each steady member is probed once
+//     every that interval times the members.
+func (w *Watcher) probeDueLocked(now time.Time) []string {
+	addrs := w.candidatesLocked()
+	if !w.up || w.view == nil {
+		for _, a := range addrs {
+			w.probedAs[a] = memberView{}
+		}
+		return addrs
+	}
+	views := make(map[string]memberView, len(w.view.Hosts))
+	for _, h := range w.view.Hosts {
+		if h.Address != "" {
+			views[h.Address] = viewOf(w.view, h)
+		}
+	}
+	master, _ := w.view.Master()
+	var due, steady []string
+	for _, a := range addrs {
+		v := views[a]
+		if a == master.Address || a == w.masterAddr {
+			continue
+		}
+		p, probed := w.probes[a]
+		switch {
+		case !probed,
+			v.known && (w.probedAs[a] != v || !v.live),
+			p.Role == RoleMaster && v.known,
+			p.Role != RoleSlave && p.Role != RoleMaster:
+			w.probedAs[a] = v
+			due = append(due, a)
+		default:
+			steady = append(steady, a)
+		}
+	}
+	if len(steady) > 0 && now.Sub(w.lastBackgroundProbe) >= time.Duration(w.pool.BackgroundProbeInterval) {
+		oldest := slices.MinFunc(steady, func(a, b string) int { return w.probes[a].At.Compare(w.probes[b].At) })
+		w.probedAs[oldest] = views[oldest]
+		due = append(due, oldest)
+		w.lastBackgroundProbe = now
+	}
+	return due
+}
+
 // liveSession is the session a Watcher follows the pool with.
 type liveSession struct {
 	s   *session
 	end func() // ends the session with errKicked
 }
 
-// probeAll probes every candidate address, publishes the results and ends
-// the session if its host no longer answers as master.
+// probeAll probes the addresses that are due, publishes the results and
+// ends the session if its host no longer answers as master.
 func (w *Watcher) probeAll(ctx context.Context) {
 	w.mu.Lock()
-	addrs, current := w.candidatesLocked(), w.current
+	addrs, current := w.probeDueLocked(time.Now()), w.current
 	w.mu.Unlock()
+	if len(addrs) == 0 {
+		return
+	}
 	results := probeAll(ctx, w.d, addrs)
 	if ctx.Err() != nil {
 		return
@@ -373,9 +497,11 @@ func (w *Watcher) probeAll(ctx context.Context) {
 	for a, p := range results {
 		w.probes[a] = p
 	}
+	all := w.candidatesLocked()
 	for a := range w.probes {
-		if !slices.Contains(addrs, a) {
+		if !slices.Contains(all, a) {
 			delete(w.probes, a)
+			delete(w.probedAs, a)
 		}
 	}
 	w.publishLocked()

@@ -41,6 +41,12 @@ func run() int {
 		checkConfig = kingpin.Flag("config.check",
 			"Check the configuration file (decoding, validation, secret and CA files) and exit: 0 with one line when good, 1 saying what is wrong.").
 			Bool()
+		shardIndex = kingpin.Flag("pools.shard-index",
+			"This exporter's shard: it watches the pools whose name Prometheus' hashmod (MD5 modulo --pools.shard-count) assigns to this index.").
+			Default("0").Uint64()
+		shardCount = kingpin.Flag("pools.shard-count",
+			"Number of exporters sharing the configured pools; 1 watches them all.").
+			Default("1").Uint64()
 		webFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9681")
 	)
 	logConfig := &promslog.Config{}
@@ -50,6 +56,11 @@ func run() int {
 	kingpin.Parse()
 	if *checkConfig {
 		return check(*configFile, os.Stdout, os.Stderr)
+	}
+	shard := exporter.Shard{Index: *shardIndex, Count: *shardCount}
+	if err := shard.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "xsha-exporter:", err)
+		return 2
 	}
 	logger := promslog.New(logConfig)
 	logger.Info("starting xsha-exporter", "version", version.Info())
@@ -70,6 +81,7 @@ func run() int {
 		Logger:       logger,
 		ReadyTimeout: *readyTimeout,
 		CloudStack:   exporter.StartCloudStack,
+		Shard:        shard,
 	})
 	if err := app.Start(); err != nil {
 		logger.Error("cannot load the configuration", "file", *configFile, "err", err)

@@ -391,3 +391,19 @@ func TestConfigCheckLabConfig(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// A shard index outside the shard count is refused at start, saying why.
+func TestShardFlagsRefused(t *testing.T) {
+	for _, args := range []string{"--pools.shard-index=3 --pools.shard-count=3", "--pools.shard-index=1"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "XSHA_EXPORTER_RUN=1",
+			"XSHA_EXPORTER_ARGS=--config.file=testdata/good/minimal.yml --web.listen-address=127.0.0.1:0 "+args)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "shard index") {
+			t.Errorf("%s: err %v, stderr %q; want exit 2 naming the shard index", args, err, stderr.String())
+		}
+	}
+}

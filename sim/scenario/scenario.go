@@ -628,6 +628,11 @@ func (s *Scenario) setDefaults() error {
 		default:
 			return fmt.Errorf("scenario: pool %q: slave_login %q: want modern or legacy", p.Name, p.SlaveLogin)
 		}
+		if p.SlaveLogin == SlaveLoginLegacy && !p.Is62() {
+			// xen-api 1.14-lcm's xapi_session.ml raises HOST_IS_SLAVE before
+			// authenticating: 7.x has no legacy slave login.
+			return fmt.Errorf("scenario: pool %q: slave_login legacy is 6.2 release code; %s answers as modern", p.Name, p.ProductVersion)
+		}
 		switch p.ReturningHost {
 		case "":
 			p.ReturningHost = ReturningHostStuck
