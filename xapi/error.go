@@ -49,8 +49,7 @@ func (e *Error) Description() []string {
 
 // ErrorCode returns the XAPI error code in err's chain, or "".
 func ErrorCode(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code
 	}
 	return ""

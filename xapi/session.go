@@ -124,14 +124,12 @@ func (d *dialer) findMaster(ctx context.Context, preferred string, candidates []
 	var wg sync.WaitGroup
 	for i, a := range rest {
 		tried[a] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			s, err := d.loginAt(ctx, a)
 			r := result{addr: a, s: s, err: err}
 			r.redirect, _ = masterAddress(err)
 			results[i] = r
-		}()
+		})
 	}
 	wg.Wait()
 	votes := map[string]int{}

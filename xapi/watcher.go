@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -100,8 +101,7 @@ func (w *Watcher) markAttempted() { w.attemptedOnce.Do(func() { close(w.attempte
 func (w *Watcher) Run(ctx context.Context) {
 	defer w.d.close()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); w.probeLoop(ctx) }()
+	wg.Go(func() { w.probeLoop(ctx) })
 	defer wg.Wait()
 
 	backoff := time.Second
@@ -494,9 +494,7 @@ func (w *Watcher) probeAll(ctx context.Context) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for a, p := range results {
-		w.probes[a] = p
-	}
+	maps.Copy(w.probes, results)
 	all := w.candidatesLocked()
 	for a := range w.probes {
 		if !slices.Contains(all, a) {
@@ -523,14 +521,12 @@ func probeAll(ctx context.Context, d *dialer, addrs []string) map[string]Probe {
 	out := make(map[string]Probe, len(addrs))
 	var wg sync.WaitGroup
 	for _, a := range addrs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			p := d.probe(ctx, a)
 			mu.Lock()
 			out[a] = p
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	return out
