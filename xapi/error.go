@@ -20,7 +20,6 @@ const (
 	CodeAuthFailed        = "SESSION_AUTHENTICATION_FAILED"
 	CodeHAIsEnabled       = "HA_IS_ENABLED"
 	CodeHANotEnabled      = "HA_NOT_ENABLED"
-	CodeUUIDInvalid       = "UUID_INVALID"
 	CodeInternalError     = "INTERNAL_ERROR"
 )
 
@@ -54,9 +53,6 @@ func ErrorCode(err error) string {
 	}
 	return ""
 }
-
-// IsCode reports whether err is an XAPI failure with the given code.
-func IsCode(err error, code string) bool { return ErrorCode(err) == code }
 
 // emergencyCodes are the errors a host in emergency mode (or still
 // starting) answers every normal call with, login included: such a host is

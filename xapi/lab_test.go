@@ -182,10 +182,10 @@ func TestClientHAErrors(t *testing.T) {
 	ctx := context.Background()
 	defer c.Close(ctx)
 	err := c.DisableHA(ctx)
-	if !IsCode(err, CodeHANotEnabled) {
+	if ErrorCode(err) != CodeHANotEnabled {
 		t.Errorf("DisableHA with HA off: %v, want HA_NOT_ENABLED", err)
 	}
-	if err := c.EnableHA(ctx, "no-such-uuid", nil); !IsCode(err, CodeUUIDInvalid) {
+	if err := c.EnableHA(ctx, "no-such-uuid", nil); ErrorCode(err) != "UUID_INVALID" {
 		t.Errorf("EnableHA on an unknown SR: %v, want UUID_INVALID", err)
 	}
 }
@@ -428,7 +428,7 @@ func TestEnableHAOutlastsCallTimeout(t *testing.T) {
 	if s, err = c.Read(ctx); err != nil || !s.HAEnabled {
 		t.Fatalf("after EnableHA: ha_enabled=%v err=%v", s.HAEnabled, err)
 	}
-	if err := c.EnableHA(ctx, s.HeartbeatSR.UUID, nil); !IsCode(err, CodeHAIsEnabled) {
+	if err := c.EnableHA(ctx, s.HeartbeatSR.UUID, nil); ErrorCode(err) != CodeHAIsEnabled {
 		t.Errorf("EnableHA twice: %v, want HA_IS_ENABLED", err)
 	}
 }

@@ -62,7 +62,7 @@ func TestMaintenanceWritesOnLab(t *testing.T) {
 				t.Errorf("blockers without the fault: %+v %v", b, err)
 			}
 
-			if err := c.RebootHost(ctx, a2); !IsCode(err, "HOST_NOT_DISABLED") {
+			if err := c.RebootHost(ctx, a2); ErrorCode(err) != "HOST_NOT_DISABLED" {
 				t.Errorf("reboot of an enabled host: %v, want HOST_NOT_DISABLED", err)
 			}
 			if err := c.DisableHost(ctx, a1); err != nil {
@@ -84,7 +84,7 @@ func TestMaintenanceWritesOnLab(t *testing.T) {
 			if err := c.RebootHost(ctx, a2); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.EnableHost(ctx, a2); !IsCode(err, "HOST_OFFLINE") {
+			if err := c.EnableHost(ctx, a2); ErrorCode(err) != "HOST_OFFLINE" {
 				t.Errorf("enable during the reboot: %v, want HOST_OFFLINE", err)
 			}
 			waitFor(t, "xs-a2 back as a live, enabled slave", func() bool {
