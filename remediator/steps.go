@@ -245,9 +245,7 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) stepSpec {
 		if err := stillNeeded(s); err != nil {
 			return err
 		}
-		if silent := disableBlockers(s); len(silent) > 0 {
-			reason := "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer, " +
-				"retrying every 30 s without end, and " + strings.Join(silent, ", ") + " cannot answer"
+		if reason := disableBlocked(s); reason != "" {
 			if !x.rec.Wrote {
 				return end(StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+reason)
 			}
@@ -267,15 +265,15 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) stepSpec {
 	}}
 }
 
-// disableBlockers names the hosts that would keep pool.disable_ha from
-// finishing: when the master cannot reach the statefile, xapi disables HA
-// host by host and retries every 30 s until every host in its database has
-// answered (xapi_ha.ml, disable_internal), so one host that is not live
-// blocks the call for as long as it stays away.
-func disableBlockers(s *xapi.Snapshot) []string {
+// disableBlocked says why pool.disable_ha could not finish, or "": when
+// the master cannot reach the statefile, xapi disables HA host by host and
+// retries every 30 s until every host in its database has answered
+// (xapi_ha.ml, disable_internal), so one host that is not live blocks the
+// call for as long as it stays away.
+func disableBlocked(s *xapi.Snapshot) string {
 	m, ok := s.Master()
 	if !ok || len(m.HAStatefiles) > 0 {
-		return nil
+		return ""
 	}
 	var silent []string
 	for _, h := range s.Hosts {
@@ -283,7 +281,11 @@ func disableBlockers(s *xapi.Snapshot) []string {
 			silent = append(silent, fmt.Sprintf("host %s (%s)", h.Name, hostState(h)))
 		}
 	}
-	return silent
+	if len(silent) == 0 {
+		return ""
+	}
+	return "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer, " +
+		"retrying every 30 s without end, and " + strings.Join(silent, ", ") + " cannot answer"
 }
 
 // waitRejoinStep waits until the host is a live, enabled slave.

@@ -289,6 +289,12 @@ func checkWorkflow(ctx context.Context, x *execution, host string) error {
 			refusals = append(refusals, "pool HA could not be re-enabled afterwards: "+strings.Join(b, "; "))
 		}
 	}
+	if s.HAEnabled && (name != WorkflowShutdown || master) {
+		// The workflow disables pool HA: it must be able to finish.
+		if reason := disableBlocked(s); reason != "" {
+			refusals = append(refusals, reason)
+		}
+	}
 	var newMaster string
 	if master && (name == WorkflowRestartMaster || name == WorkflowShutdown) {
 		nm, err := chooseNewMaster(s, host, x.rec.NewMaster)
@@ -516,6 +522,9 @@ func wfDisablePoolHAStep(host string) stepSpec {
 			return x.journal(KindNote, "pool HA is already off", nil)
 		}
 		refusals := poolRefusals(s, host)
+		if reason := disableBlocked(s); reason != "" {
+			refusals = append(refusals, reason)
+		}
 		if x.rec.Name != WorkflowBringBack && h.Live {
 			r, err := evacuationRefusals(ctx, x, s, h)
 			if err != nil {

@@ -7,16 +7,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"xsha/xapi"
 )
 
-// workflowsOnFake enables two workflows and enable_pool_ha on cluster-a,
-// live.
+// workflowsOnFake enables three workflows and enable_pool_ha on
+// cluster-a, live.
 const workflowsOnFake = `
 dry_run: false
 actions:
   enable_pool_ha: {alerts: [XenServerPoolHADisabled], pools: [cluster-a]}
   restart_slave:  {pools: [cluster-a]}
   restart_master: {pools: [cluster-a]}
+  bring_back:     {pools: [cluster-a]}
 poll_interval: 1ms
 step_timeout: 30s
 `
@@ -158,4 +161,27 @@ func TestWorkflowRefusesTheLastLiveHost(t *testing.T) {
 func itoa(id uint64) string {
 	b, _ := json.Marshal(id)
 	return string(b)
+}
+
+// TestWorkflowRefusesABlockedDisable: with the master cut off from the HA
+// statefile, pool.disable_ha would wait for the powered-off host without
+// end (xapi_ha.ml), so bring_back refuses before writing anything.
+func TestWorkflowRefusesABlockedDisable(t *testing.T) {
+	p := newFakePool("cluster-a")
+	p.haEnabled = true
+	p.hosts[3].live, p.hosts[3].role = false, xapi.RoleUnreachable
+	p.hosts[0].noStatefile = true
+	h := newHarness(t, workflowsOnFake, p)
+	h.start()
+	rec, err := h.r.startWorkflow(WorkflowRequest{Workflow: WorkflowBringBack, Pool: "cluster-a", Host: "cluster-a-h4"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = h.waitFinal(rec.ID)
+	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "the master cannot reach the HA statefile, so pool.disable_ha would wait") {
+		t.Errorf("%s: %s", rec.State, rec.Reason)
+	}
+	if calls := p.Calls(); len(calls) != 0 {
+		t.Errorf("calls %v", calls)
+	}
 }
