@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"xsha/sim/lab"
+	"xsha/sim/scenario"
 )
 
 // TestLabBaseline checks every metric against the lab's default scenario:
@@ -274,4 +275,38 @@ func TestLabReload(t *testing.T) {
 	})
 	waitUntil(t, "cluster-a's session logged out", func() bool { return e.labSessions("cluster-a") == 0 })
 	waitUntil(t, "one session on cluster-b", func() bool { return e.labSessions("cluster-b") == 1 })
+}
+
+// TestLabReturningOldMaster: both readings of an old master that returns
+// while pool HA is on (sim/scenario.ReturningHost). Stuck, as the seed saw
+// it, it answers in emergency mode and the master holds it not live;
+// rejoined by itself, as xen-api's code reads, it is a live slave.
+func TestLabReturningOldMaster(t *testing.T) {
+	for _, tc := range []struct {
+		mode scenario.ReturningHost
+		role string
+		live float64
+	}{
+		{scenario.ReturningHostStuck, "emergency", 0},
+		{scenario.ReturningHostSelfRejoin, "slave", 1},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			sc := testScenario()
+			sc.Pools[0].HAEnabled = true
+			sc.Pools[0].ReturningHost = tc.mode
+			e := startLab(t, sc, "cluster-a")
+			const p = `pool="cluster-a"`
+			e.waitValue(`xenserver_pool_ha_enabled{`+p+`}`, 1)
+			if err := e.lab.PowerOff("xs-a1"); err != nil {
+				t.Fatal(err)
+			}
+			e.waitValue(`xenserver_host_role{host="xs-a1",`+p+`,role="unreachable"}`, 1)
+			e.waitValue(`xenserver_pool_master_changes_total{`+p+`}`, 1)
+			if err := e.lab.PowerOn("xs-a1"); err != nil {
+				t.Fatal(err)
+			}
+			e.waitValue(`xenserver_host_role{host="xs-a1",`+p+`,role="`+tc.role+`"}`, 1)
+			e.waitValue(`xenserver_host_live{host="xs-a1",`+p+`}`, tc.live)
+		})
+	}
 }
