@@ -3,15 +3,10 @@
 // XS62ESP1004; xsha enables it; both pool masters lose power; a new master is
 // elected and CloudStack restarts the Offer-HA VMs; the old masters come back
 // in emergency mode and xsha recovers them and re-enables pool HA. Nobody
-// acts but the lab's fault injection. Before the failure, once pool HA is on,
-// an operator restarts the master of cluster-a as planned maintenance with
-// one request to the remediator's workflow API (what xshactl sends), and
-// the demo prints its steps in the seed's step-list style. (It comes before
-// the failure because the lab's CloudStack restarts VMs in its own model
-// only: after the failover CloudStack believes guests run on the new master
-// that XAPI halted, and prepareHostForMaintenance ends in
-// ErrorInPrepareForMaintenance, as the workflow then reports.) Ctrl-C ends
-// it.
+// acts but the lab's fault injection. After the recovery an operator
+// restarts the new master of cluster-a as planned maintenance with one
+// request to the remediator's workflow API (what xshactl sends), and the
+// demo prints its steps in the seed's step-list style. Ctrl-C ends it.
 package main
 
 import (
@@ -101,9 +96,6 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 	}); err != nil {
 		return err
 	}
-	if err := plannedMasterRestart(ctx, s, tl); err != nil {
-		return err
-	}
 	if err := waitActionsDone(ctx, s); err != nil {
 		return err
 	}
@@ -145,7 +137,7 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 			return err
 		}
 	}
-	return wait(ctx, s, "old masters back as slaves and pool HA enabled", func(st e2e.LabState) bool {
+	if err := wait(ctx, s, "old masters back as slaves and pool HA enabled", func(st e2e.LabState) bool {
 		for _, p := range st.Pools {
 			if !p.HAEnabled {
 				return false
@@ -157,7 +149,10 @@ func story(ctx context.Context, s *e2e.Stack, tl *e2e.Timeline) error {
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		return err
+	}
+	return plannedMasterRestart(ctx, s, tl)
 }
 
 // wait polls the lab's state until cond holds.
