@@ -28,6 +28,9 @@ type Options struct {
 	PolicyFile string
 	// JournalPath is the journal file, created if missing.
 	JournalPath string
+	// Etcd, when set, keeps the journal in etcd instead of JournalPath,
+	// shared by every replica with the same endpoints and prefix.
+	Etcd *EtcdOptions
 	// Retention is how long finished actions and their journal entries are
 	// kept; DefaultRetention when zero, at least a day.
 	Retention time.Duration
@@ -112,7 +115,12 @@ func New(opts Options) (*App, error) {
 		}
 		csHosts = hosts
 	}
-	if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
+	if opts.Etcd != nil {
+		a.journal, err = openEtcdJournal(*opts.Etcd)
+	} else {
+		a.journal, err = openBoltJournal(opts.JournalPath)
+	}
+	if err != nil {
 		return nil, err
 	}
 	xm := xapi.NewMetrics(opts.Registry)

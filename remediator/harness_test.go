@@ -45,6 +45,9 @@ type harness struct {
 	clients     map[string]PoolClient
 	srv         *httptest.Server
 	journalPath string
+	// openJournal opens the journal, again after a restart; the bbolt
+	// file at journalPath unless a test chose another backend.
+	openJournal func() (journal, error)
 	// cs is the CloudStack side of workflows; nil for none.
 	cs      cloudStackHosts
 	journal journal
@@ -80,6 +83,10 @@ func newHarnessClock(t *testing.T, policyYAML string, now func() time.Time, pool
 func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolClient, policyYAML string, now func() time.Time) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, clients: clients, journalPath: filepath.Join(t.TempDir(), "journal.db"), now: now}
+	h.openJournal = func() (journal, error) { return openBoltJournal(h.journalPath) }
+	if harnessJournal != nil {
+		h.openJournal = harnessJournal(t)
+	}
 	pol, err := parsePolicy([]byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,7 @@ func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolCli
 // open opens the journal and builds a Remediator on it, as a (re)start does.
 func (h *harness) open() {
 	h.t.Helper()
-	j, err := openBoltJournal(h.journalPath)
+	j, err := h.openJournal()
 	if err != nil {
 		h.t.Fatal(err)
 	}
