@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 )
 
@@ -28,17 +30,17 @@ const (
 	// etcdCallTimeout bounds every etcd request: without a quorum a
 	// request otherwise waits as long as its context allows.
 	etcdCallTimeout = 3 * time.Second
-	// etcdMaxTries bounds how often an Update runs again after another
-	// replica committed first.
-	etcdMaxTries = 16
+	// DefaultEtcdLeaseTTL is the lease TTL, in seconds, of a replica's
+	// session unless EtcdOptions.LeaseTTL says otherwise.
+	DefaultEtcdLeaseTTL = 10
 	// etcdMaxOps stays below etcd's default --max-txn-ops (128): one
 	// transaction's puts and deletes plus its commit key.
 	etcdMaxOps = 120
 )
 
-// ErrEtcdConflict is returned by an Update that lost to other replicas'
-// commits more often than it may retry.
-var ErrEtcdConflict = errors.New("etcd journal: too many concurrent commits, giving up")
+// ErrEtcdLostLock is returned by an Update whose replica lost the journal
+// mutex (its lease expired) before it committed: nothing was written.
+var ErrEtcdLostLock = errors.New("etcd unavailable: the journal lock was lost before the commit (lease expired); nothing was written")
 
 // EtcdOptions says how to reach the etcd cluster that holds a journal
 // shared by several replicas. Secrets come from files only.
@@ -55,22 +57,32 @@ type EtcdOptions struct {
 	CertFile, KeyFile string
 	// AuthFile holds "user:password" for clusters with auth enabled.
 	AuthFile string
+	// LeaseTTL is the replica's lease TTL in seconds: how long after a
+	// replica died its locks are released. DefaultEtcdLeaseTTL when 0.
+	LeaseTTL int
 }
 
 // etcdJournal is the journal in etcd, shared by every replica that uses the
 // same endpoints and prefix.
 //
-// Every Update is an optimistic transaction over the whole journal: fn
-// reads at one revision (seeing its own writes), its writes are buffered,
-// and they commit in one etcd Txn only if no other Update committed since
-// that revision (a compare on the commit key, which every commit rewrites).
-// When another commit came first, fn runs again on the newer state, so fn
-// must derive what it writes from what it reads, as every caller does. This
-// makes Updates serializable across replicas, deletes included.
+// Every Update holds the journal mutex (a concurrency.Mutex on the
+// replica's lease session), reads at one revision (seeing its own writes),
+// buffers its writes and commits them in one etcd Txn that compares the
+// mutex's ownership and the commit key, which every commit rewrites. So
+// Updates are serializable across replicas, deletes included, and fn runs
+// exactly once, as with bbolt.
 type etcdJournal struct {
 	cli    *clientv3.Client
 	prefix string
 	clock  func() time.Time
+	// ttl is the lease TTL in seconds: how long a dead replica's locks
+	// outlive it.
+	ttl int
+	// mu serializes this process's Updates: a session's mutex is not
+	// reentrant.
+	mu     sync.Mutex
+	sessMu sync.Mutex
+	sess   *concurrency.Session
 	// token and commits make each commit key value unique, so an Update
 	// whose answer was lost can tell whether it applied.
 	token   string
@@ -119,7 +131,10 @@ func openEtcdJournal(opts EtcdOptions) (*etcdJournal, error) {
 		cli.Close()
 		return nil, fmt.Errorf("etcd journal: %w", err)
 	}
-	j := &etcdJournal{cli: cli, prefix: prefix + "/", clock: time.Now, token: hex.EncodeToString(tok[:])}
+	j := &etcdJournal{cli: cli, prefix: prefix + "/", clock: time.Now, token: hex.EncodeToString(tok[:]), ttl: opts.LeaseTTL}
+	if j.ttl <= 0 {
+		j.ttl = DefaultEtcdLeaseTTL
+	}
 	ctx, cancel := j.callCtx()
 	defer cancel()
 	if _, err := cli.Get(ctx, j.key(keyCommit)); err != nil {
@@ -137,6 +152,7 @@ func hasHTTPS(eps []string) bool {
 // so lexical order is numeric order; names are path-escaped.
 const (
 	keyCommit     = "commit"     // rewritten by every commit
+	keyLock       = "lock/"      // the journal mutex
 	keySeqAction  = "seq/action" // last action id
 	keySeqEntry   = "seq/entry"  // last entry sequence number
 	keyActions    = "actions/"   // actions/<id>: Action JSON
@@ -159,8 +175,16 @@ func (j *etcdJournal) callCtx() (context.Context, context.CancelFunc) {
 	return clientv3.WithRequireLeader(ctx), cancel
 }
 
-// Close closes the client.
-func (j *etcdJournal) Close() error { return j.cli.Close() }
+// Close revokes the session's lease, releasing its locks at once, and
+// closes the client.
+func (j *etcdJournal) Close() error {
+	j.sessMu.Lock()
+	if j.sess != nil {
+		_ = j.sess.Close()
+	}
+	j.sessMu.Unlock()
+	return j.cli.Close()
+}
 
 func (j *etcdJournal) setClock(now func() time.Time) { j.clock = now }
 
@@ -191,37 +215,98 @@ func (j *etcdJournal) View(fn func(tx journalTx) error) error {
 	return t.err
 }
 
-// Update implements journal.
+// Update implements journal. Updates are serialized across replicas by
+// the journal mutex, as bbolt serializes its writers, so fn runs once; the
+// commit is fenced by the mutex's ownership, so a replica whose lease
+// expired mid-Update writes nothing.
 func (j *etcdJournal) Update(fn func(tx journalTx) error) error {
-	for range etcdMaxTries {
-		t, err := j.begin()
-		if err != nil {
-			return err
-		}
-		if err := fn(t); err != nil {
-			return err
-		}
-		if t.err != nil {
-			return t.err
-		}
-		if len(t.writes) == 0 {
-			return nil
-		}
-		ok, err := j.commit(t)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	m, err := j.lockJournal()
+	if err != nil {
+		return err
+	}
+	defer j.unlockJournal(m)
+	t, err := j.begin()
+	if err != nil {
+		return err
+	}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if t.err != nil {
+		return t.err
+	}
+	if len(t.writes) == 0 {
+		return nil
+	}
+	ok, err := j.commit(t, m.IsOwner())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrEtcdLostLock
+	}
+	return nil
+}
+
+// session returns the replica's lease session, a new one when the last
+// expired (etcd was unreachable for its TTL).
+func (j *etcdJournal) session() (*concurrency.Session, error) {
+	j.sessMu.Lock()
+	defer j.sessMu.Unlock()
+	if j.sess != nil {
+		select {
+		case <-j.sess.Done():
+			j.sess = nil
+		default:
+			return j.sess, nil
 		}
 	}
-	return ErrEtcdConflict
+	// Grant under a deadline: NewSession's own grant would use the
+	// keepalive's context, which must not end.
+	ctx, cancel := j.callCtx()
+	defer cancel()
+	lease, err := j.cli.Grant(ctx, int64(j.ttl))
+	if err != nil {
+		return nil, fmt.Errorf("etcd unavailable: granting the replica's lease: %w", err)
+	}
+	s, err := concurrency.NewSession(j.cli, concurrency.WithTTL(j.ttl), concurrency.WithLease(lease.ID))
+	if err != nil {
+		return nil, fmt.Errorf("etcd unavailable: %w", err)
+	}
+	j.sess = s
+	return s, nil
+}
+
+// lockJournal takes the journal mutex, waiting at most a lease TTL (plus
+// a call's deadline) for a replica that died holding it.
+func (j *etcdJournal) lockJournal() (*concurrency.Mutex, error) {
+	s, err := j.session()
+	if err != nil {
+		return nil, err
+	}
+	m := concurrency.NewMutex(s, j.key(keyLock))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(j.ttl)*time.Second+etcdCallTimeout)
+	defer cancel()
+	if err := m.Lock(clientv3.WithRequireLeader(ctx)); err != nil {
+		return nil, fmt.Errorf("etcd unavailable: taking the journal lock: %w", err)
+	}
+	return m, nil
+}
+
+// unlockJournal releases the journal mutex; when that fails the lock goes
+// with the lease.
+func (j *etcdJournal) unlockJournal(m *concurrency.Mutex) {
+	ctx, cancel := j.callCtx()
+	defer cancel()
+	_ = m.Unlock(ctx)
 }
 
 // commit writes the transaction's buffered writes if nobody committed
 // since it began. An error means etcd did not say; commit then reads the
 // commit key to learn whether the writes applied.
-func (j *etcdJournal) commit(t *etcdTx) (bool, error) {
+func (j *etcdJournal) commit(t *etcdTx, owner clientv3.Cmp) (bool, error) {
 	if len(t.writes)+1 > etcdMaxOps+8 {
 		return false, fmt.Errorf("etcd journal: one transaction writes %d keys, more than etcd accepts", len(t.writes))
 	}
@@ -238,7 +323,7 @@ func (j *etcdJournal) commit(t *etcdTx) (bool, error) {
 	ctx, cancel := j.callCtx()
 	defer cancel()
 	resp, err := j.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(j.key(keyCommit)), "=", t.commitMod)).
+		If(owner, clientv3.Compare(clientv3.ModRevision(j.key(keyCommit)), "=", t.commitMod)).
 		Then(ops...).
 		Commit()
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,7 +291,8 @@ func ids(as []*Action) []uint64 {
 
 // Replicas sharing one etcd journal see one another's commits, and a
 // read-then-create in one Update is atomic across them: the same episode
-// created by many replicas at once gives one action.
+// created by many replicas at once gives one action. Each Update's fn runs
+// once, as with bbolt (callers append to the actions they hold).
 func TestEtcdJournalSharedAcrossReplicas(t *testing.T) {
 	c := etcdcluster.Start(t, 3)
 	prefix := "/xsha-test/" + t.Name()
@@ -302,9 +304,11 @@ func TestEtcdJournalSharedAcrossReplicas(t *testing.T) {
 	var wg sync.WaitGroup
 	created := make([]bool, replicas*2)
 	errs := make([]error, replicas*2)
+	var runs atomic.Int32
 	for i := range replicas * 2 {
 		wg.Go(func() {
 			errs[i] = js[i%replicas].Update(func(tx journalTx) error {
+				runs.Add(1)
 				created[i] = false
 				if _, ok := tx.Episode("same-webhook"); ok {
 					return nil
@@ -330,6 +334,9 @@ func TestEtcdJournalSharedAcrossReplicas(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d updates created an action for the same episode, want 1", n)
+	}
+	if got := runs.Load(); got != replicas*2 {
+		t.Errorf("%d Updates ran their function %d times, want once each", replicas*2, got)
 	}
 	if err := js[2].View(func(tx journalTx) error {
 		open, err := tx.Open("")
