@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ type Options struct {
 	PolicyFile string
 	// JournalPath is the journal file, created if missing.
 	JournalPath string
+	// Replica names this remediator in the actions it runs; the host name
+	// when empty.
+	Replica string
 	// Etcd, when set, keeps the journal in etcd instead of JournalPath,
 	// shared by every replica with the same endpoints and prefix.
 	Etcd *EtcdOptions
@@ -115,12 +119,23 @@ func New(opts Options) (*App, error) {
 		}
 		csHosts = hosts
 	}
-	if opts.Etcd != nil {
-		a.journal, err = openEtcdJournal(*opts.Etcd)
-	} else {
-		a.journal, err = openBoltJournal(opts.JournalPath)
+	replica := opts.Replica
+	if replica == "" {
+		if replica, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("naming the replica: %w", err)
+		}
 	}
-	if err != nil {
+	var (
+		locker poolLocker
+		poll   time.Duration
+	)
+	if opts.Etcd != nil {
+		ej, err := openEtcdJournal(*opts.Etcd)
+		if err != nil {
+			return nil, err
+		}
+		a.journal, locker, poll = ej, ej, sharedPollInterval
+	} else if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
 		return nil, err
 	}
 	xm := xapi.NewMetrics(opts.Registry)
@@ -136,6 +151,7 @@ func New(opts Options) (*App, error) {
 		Config: a.cfg, Policy: pol, Journal: a.journal, Clients: clients,
 		Maintenance: maintenance, CloudStack: csHosts, Auth: opts.Auth, MaxBodyBytes: opts.MaxBodyBytes,
 		Registerer: opts.Registry, Logger: opts.Logger, Retention: opts.Retention,
+		Replica: replica, Locker: locker, PollInterval: poll,
 	})
 	if err != nil {
 		a.Close()

@@ -48,6 +48,10 @@ type harness struct {
 	// openJournal opens the journal, again after a restart; the bbolt
 	// file at journalPath unless a test chose another backend.
 	openJournal func() (journal, error)
+	// replica names the engine; poll is its runners' poll interval (the
+	// engine's default when zero).
+	replica string
+	poll    time.Duration
 	// cs is the CloudStack side of workflows; nil for none.
 	cs      cloudStackHosts
 	journal journal
@@ -107,8 +111,10 @@ func (h *harness) open() {
 	h.journal = j
 	auth, _ := newBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
+	locker, _ := j.(poolLocker) // a shared journal: the replicas' pool locks
 	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
-		CloudStack: h.cs, MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
+		CloudStack: h.cs, MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now,
+		Replica: h.replica, Locker: locker, PollInterval: h.poll})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -153,6 +153,7 @@ func hasHTTPS(eps []string) bool {
 const (
 	keyCommit     = "commit"     // rewritten by every commit
 	keyLock       = "lock/"      // the journal mutex
+	keyPools      = "pools/"     // pools/<pool>/: a pool's mutex
 	keySeqAction  = "seq/action" // last action id
 	keySeqEntry   = "seq/entry"  // last entry sequence number
 	keyActions    = "actions/"   // actions/<id>: Action JSON
@@ -934,6 +935,40 @@ func (t *etcdTx) stats() (journalStats, error) {
 }
 
 var (
-	_ journal   = (*etcdJournal)(nil)
-	_ journalTx = (*etcdTx)(nil)
+	_ journal    = (*etcdJournal)(nil)
+	_ journalTx  = (*etcdTx)(nil)
+	_ poolLocker = (*etcdJournal)(nil)
 )
+
+// sharedPollInterval is how often a replica's pool runners look for open
+// actions in a shared journal: another replica's intake does not wake
+// them, and a dead replica's action is found this way.
+const sharedPollInterval = 2 * time.Second
+
+// lockPool implements poolLocker with a concurrency.Mutex per pool on the
+// replica's lease session: it waits while another replica holds the pool,
+// at most until that replica's lease expires when it died.
+func (j *etcdJournal) lockPool(ctx context.Context, pool string) (context.Context, func(), error) {
+	s, err := j.session()
+	if err != nil {
+		return nil, nil, err
+	}
+	m := concurrency.NewMutex(s, j.key(keyPools+url.PathEscape(pool)+"/"))
+	if err := m.Lock(clientv3.WithRequireLeader(ctx)); err != nil {
+		return nil, nil, fmt.Errorf("etcd unavailable: taking pool %s: %w", pool, err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.Done():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	return lctx, func() {
+		cancel()
+		uctx, ucancel := j.callCtx()
+		defer ucancel()
+		_ = m.Unlock(uctx) // when it fails the key goes with the lease
+	}, nil
+}

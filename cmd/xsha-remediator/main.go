@@ -56,6 +56,8 @@ func run() int {
 		etcdKey  = kingpin.Flag("journal.etcd.key-file", "Key of --journal.etcd.cert-file.").String()
 		etcdAuth = kingpin.Flag("journal.etcd.auth-file",
 			"File holding user:password for an etcd cluster with authentication enabled.").String()
+		replica = kingpin.Flag("replica.name",
+			"This replica's name in the actions it runs and on the status page; the host name when unset.").String()
 		retention   = model.Duration(remediator.DefaultRetention)
 		configCheck = kingpin.Flag("config.check",
 			"Check --config.file (parse, validate, read its secret files), print what is wrong and exit; 0 and \"ok\" when good.").Bool()
@@ -96,7 +98,7 @@ func run() int {
 		logger.Info("journal in etcd, shared by replicas", "endpoints", eps, "prefix", *etcdPrefix)
 	}
 	app, err := remediator.New(remediator.Options{
-		Etcd:       etcdOpts,
+		Etcd: etcdOpts, Replica: *replica,
 		ConfigFile: *configFile, PolicyFile: *policyFile, JournalPath: *journalPath,
 		Retention: time.Duration(retention),
 		Auth:      auth, MaxBodyBytes: int64(*maxBody), Registry: reg, Logger: logger, Web: webFlags,
