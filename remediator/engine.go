@@ -97,6 +97,38 @@ type engine struct {
 
 	mu       sync.Mutex
 	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
+	// journalDown is the journal's failure while it lasts.
+	journalDown *journalFailure
+}
+
+// journalFailure is why the journal does not answer, and since when.
+type journalFailure struct {
+	Since time.Time
+	Err   string
+}
+
+// noteJournal records whether the journal answered, logging once per
+// change and keeping xsha_remediator_journal_up.
+func (r *engine) noteJournal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && r.journalDown != nil:
+		r.log.Info("journal answers again; acting resumes", "down_since", r.journalDown.Since)
+		r.journalDown = nil
+		r.metrics.journalUp.Set(1)
+	case err != nil && r.journalDown == nil:
+		r.log.Error("journal unavailable: actions stop before their next XAPI write, webhooks are answered 503", "err", err)
+		r.journalDown = &journalFailure{Since: time.Now(), Err: err.Error()}
+		r.metrics.journalUp.Set(0)
+	}
+}
+
+// journalFailed returns the journal's failure, nil while it answers.
+func (r *engine) journalFailed() *journalFailure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.journalDown
 }
 
 // newEngine returns an engine. Call Run to start acting and router to serve HTTP.

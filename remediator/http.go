@@ -98,6 +98,7 @@ func (r *engine) handleWebhook(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	verdicts, err := r.intake(msg, req.RemoteAddr)
+	r.noteJournal(err)
 	if err != nil {
 		r.metrics.webhooks.WithLabelValues(string(webhookJournalError)).Inc()
 		r.log.Error("webhook not recorded", "err", err, "group_key", msg.GroupKey)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -30,6 +31,10 @@ const (
 	// etcdCallTimeout bounds every etcd request: without a quorum a
 	// request otherwise waits as long as its context allows.
 	etcdCallTimeout = 3 * time.Second
+	// etcdRetryBudget bounds how long a call is retried after a member
+	// died with it (an election takes about a second; a lost proposal
+	// fails at the server's request timeout, about 7 s).
+	etcdRetryBudget = 12 * time.Second
 	// DefaultEtcdLeaseTTL is the lease TTL, in seconds, of a replica's
 	// session unless EtcdOptions.LeaseTTL says otherwise.
 	DefaultEtcdLeaseTTL = 10
@@ -169,6 +174,24 @@ const (
 
 func (j *etcdJournal) key(k string) string { return j.prefix + k }
 
+// retry runs call, each try under its own deadline, until it succeeds, etcd
+// says it has no leader (no quorum: there is no point waiting), or
+// etcdRetryBudget has passed. A member that dies can take a request in
+// flight with it, which then fails only at the server's request timeout;
+// the retry goes to a member that answers. call must be safe to repeat.
+func (j *etcdJournal) retry(call func(ctx context.Context) error) error {
+	deadline := time.Now().Add(etcdRetryBudget)
+	for {
+		ctx, cancel := j.callCtx()
+		err := call(ctx)
+		cancel()
+		if err == nil || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrGRPCNoLeader) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 
 func (j *etcdJournal) callCtx() (context.Context, context.CancelFunc) {
@@ -191,9 +214,11 @@ func (j *etcdJournal) setClock(now func() time.Time) { j.clock = now }
 
 // begin starts a transaction at the current revision.
 func (j *etcdJournal) begin() (*etcdTx, error) {
-	ctx, cancel := j.callCtx()
-	defer cancel()
-	resp, err := j.cli.Get(ctx, j.key(keyCommit))
+	var resp *clientv3.GetResponse
+	err := j.retry(func(ctx context.Context) (err error) {
+		resp, err = j.cli.Get(ctx, j.key(keyCommit))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd unavailable: %w", err)
 	}
@@ -288,12 +313,27 @@ func (j *etcdJournal) lockJournal() (*concurrency.Mutex, error) {
 		return nil, err
 	}
 	m := concurrency.NewMutex(s, j.key(keyLock))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(j.ttl)*time.Second+etcdCallTimeout)
-	defer cancel()
-	if err := m.Lock(clientv3.WithRequireLeader(ctx)); err != nil {
-		return nil, fmt.Errorf("etcd unavailable: taking the journal lock: %w", err)
+	// Waiting for a replica that died holding the lock takes up to its
+	// lease TTL; a Lock lost with a dead member is retried (the retry finds
+	// its own key, if the first try left it).
+	deadline := time.Now().Add(time.Duration(j.ttl)*time.Second + etcdRetryBudget)
+	for {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := m.Lock(clientv3.WithRequireLeader(ctx))
+		cancel()
+		switch {
+		case err == nil:
+			return m, nil
+		case errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrGRPCNoLeader) || time.Now().After(deadline):
+			return nil, fmt.Errorf("etcd unavailable: taking the journal lock: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-s.Done():
+			return nil, fmt.Errorf("etcd unavailable: the replica's lease expired while taking the journal lock: %w", err)
+		default:
+		}
 	}
-	return m, nil
 }
 
 // unlockJournal releases the journal mutex; when that fails the lock goes
@@ -321,22 +361,33 @@ func (j *etcdJournal) commit(t *etcdTx, owner clientv3.Cmp) (bool, error) {
 		}
 	}
 	ops = append(ops, clientv3.OpPut(j.key(keyCommit), stamp))
-	ctx, cancel := j.callCtx()
-	defer cancel()
-	resp, err := j.cli.Txn(ctx).
-		If(owner, clientv3.Compare(clientv3.ModRevision(j.key(keyCommit)), "=", t.commitMod)).
-		Then(ops...).
-		Commit()
-	if err == nil {
-		return resp.Succeeded, nil
+	// The same Txn is retried when etcd does not answer: its compares make
+	// a second application impossible, and the stamp tells whether an
+	// earlier try applied.
+	applied := false
+	err := j.retry(func(ctx context.Context) error {
+		resp, err := j.cli.Txn(ctx).
+			If(owner, clientv3.Compare(clientv3.ModRevision(j.key(keyCommit)), "=", t.commitMod)).
+			Then(ops...).
+			Commit()
+		if err == nil && resp.Succeeded {
+			applied = true
+			return nil
+		}
+		got, gerr := j.cli.Get(ctx, j.key(keyCommit))
+		if gerr == nil && len(got.Kvs) == 1 && string(got.Kvs[0].Value) == stamp {
+			applied = true
+			return nil
+		}
+		if err == nil {
+			return nil // not applied, and never will be: the compares failed
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("etcd unavailable: %w", err)
 	}
-	cctx, ccancel := j.callCtx()
-	defer ccancel()
-	got, gerr := j.cli.Get(cctx, j.key(keyCommit))
-	if gerr == nil && len(got.Kvs) == 1 && string(got.Kvs[0].Value) == stamp {
-		return true, nil
-	}
-	return false, fmt.Errorf("etcd unavailable: %w", err)
+	return applied, nil
 }
 
 // etcdTx is a transaction of an etcdJournal: reads at rev, buffered writes.
@@ -373,9 +424,11 @@ func (t *etcdTx) get(k string) ([]byte, bool, error) {
 		}
 		return []byte(*v), true, nil
 	}
-	ctx, cancel := t.j.callCtx()
-	defer cancel()
-	resp, err := t.j.cli.Get(ctx, full, clientv3.WithRev(t.rev))
+	var resp *clientv3.GetResponse
+	err := t.j.retry(func(ctx context.Context) (err error) {
+		resp, err = t.j.cli.Get(ctx, full, clientv3.WithRev(t.rev))
+		return err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("etcd unavailable: %w", err)
 	}
@@ -410,9 +463,11 @@ func (t *etcdTx) scan(prefix, from string, desc bool, limit int) ([]etcdKV, erro
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(int64(limit+mine)))
 	}
-	ctx, cancel := t.j.callCtx()
-	defer cancel()
-	resp, err := t.j.cli.Get(ctx, start, opts...)
+	var resp *clientv3.GetResponse
+	err := t.j.retry(func(ctx context.Context) (err error) {
+		resp, err = t.j.cli.Get(ctx, start, opts...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd unavailable: %w", err)
 	}

@@ -1,11 +1,15 @@
 package remediator
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"xsha/test/etcdcluster"
 )
@@ -14,6 +18,13 @@ import (
 // etcd journal with a short lease, acting on the same fake pools. They
 // are not started.
 func sharedHarnesses(t *testing.T, n int, pools ...*fakePool) []*harness {
+	t.Helper()
+	_, hs := sharedCluster(t, n, pools...)
+	return hs
+}
+
+// sharedCluster is sharedHarnesses with the etcd cluster.
+func sharedCluster(t *testing.T, n int, pools ...*fakePool) (*etcdcluster.Cluster, []*harness) {
 	t.Helper()
 	c := etcdcluster.Start(t, 3)
 	opts := EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/xsha-test/" + t.Name(), LeaseTTL: 2}
@@ -27,7 +38,7 @@ func sharedHarnesses(t *testing.T, n int, pools ...*fakePool) []*harness {
 		hs[i].r.replica = "r" + string(rune('0'+i))
 		hs[i].r.poll = 50 * time.Millisecond
 	}
-	return hs
+	return c, hs
 }
 
 // The same webhook sent to every replica at once gives one action, run by
@@ -115,5 +126,93 @@ func TestReplicaTakesOverDeadHoldersAction(t *testing.T) {
 	}
 	if text := journalText(b.entriesFor(id)); !strings.Contains(text, "taken over by replica r1 from r0") {
 		t.Errorf("journal does not say r1 took over from r0:\n%s", text)
+	}
+}
+
+// Without an etcd quorum a replica answers webhooks 503 with the reason
+// (Alertmanager retries), says so on the status page and in
+// xsha_remediator_journal_up, and acts again by itself once the quorum is
+// back: the retried webhook gives the action, which runs.
+func TestReplicaStopsWithoutQuorumAndResumes(t *testing.T) {
+	p := newFakePool("cluster-a")
+	c, hs := sharedCluster(t, 1, p)
+	h := hs[0]
+	h.start()
+	c.LoseQuorum()
+	msg := message(haDisabled("cluster-a", time.Now()))
+	code, out := h.post(msg)
+	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "etcd unavailable") {
+		t.Fatalf("webhook without quorum: %d %v, want 503 saying etcd is unavailable", code, out)
+	}
+	if code, page := get(t, h.srv.URL+"/"); code != 503 || !strings.Contains(page, "Journal unavailable since") {
+		t.Errorf("status page without quorum: %d %q", code, page)
+	}
+	if got := testutil.ToFloat64(h.r.metrics.journalUp); got != 0 {
+		t.Errorf("xsha_remediator_journal_up = %v without quorum, want 0", got)
+	}
+	if calls := p.Calls(); len(calls) != 0 {
+		t.Errorf("XAPI calls without quorum: %v", calls)
+	}
+	c.RestoreQuorum()
+	var ids []uint64
+	for range 20 { // as Alertmanager retries
+		if code, out = h.post(msg); code == 200 {
+			ids = actionIDs(out)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("webhook after the quorum came back: %d %v", code, out)
+	}
+	if rec := h.waitFinal(ids[0]); rec.State != StateSuccess {
+		t.Fatalf("action %s: %s", rec.State, rec.Reason)
+	}
+	if got := testutil.ToFloat64(h.r.metrics.journalUp); got != 1 {
+		t.Errorf("xsha_remediator_journal_up = %v after recovery, want 1", got)
+	}
+	if code, _ := get(t, h.srv.URL+"/"); code != 200 {
+		t.Errorf("status page after recovery: %d", code)
+	}
+}
+
+// The etcd leader killed in the middle of an action changes nothing: the
+// action finishes with each XAPI write made once.
+func TestReplicaSurvivesEtcdLeaderKilledMidAction(t *testing.T) {
+	p := newFakePool("cluster-a")
+	old := p.emergencyOldMaster()
+	c, hs := sharedCluster(t, 1, p)
+	h := hs[0]
+	leader := -1
+	cli := h.journal.(*etcdJournal).cli
+	for i := range c.Size() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		st, err := cli.Status(ctx, c.Endpoint(i))
+		cancel()
+		if err == nil && st.Header.MemberId == st.Leader {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no etcd leader found")
+	}
+	killed := make(chan struct{})
+	var once sync.Once
+	p.after = func(method string) {
+		if method == "pool.disable_ha" {
+			once.Do(func() { close(killed) })
+		}
+	}
+	h.start()
+	id := h.queue("XenServerHostEmergencyMode", "cluster-a", old, "fp-em")
+	<-killed
+	c.Kill(leader)
+	rec := h.waitFinal(id)
+	if rec.State != StateSuccess {
+		t.Fatalf("action %s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
+	}
+	want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
+	if got := p.Calls(); !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want each once: %v", got, want)
 	}
 }

@@ -44,6 +44,7 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 				open, err = tx.Open(pool.Name)
 				return err
 			})
+			r.noteJournal(err)
 			if err == nil && len(open) == 0 {
 				break
 			}

@@ -1,6 +1,7 @@
 package remediator
 
 import (
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -109,8 +110,11 @@ func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
 // step by step and recent actions. It shows no secrets: none are in the journal.
 func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	all, err := r.recentActions(maxListLimit)
+	r.noteJournal(err)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		down := r.journalFailed()
+		http.Error(w, fmt.Sprintf("Journal unavailable since %s: %s\nActions stop before their next XAPI write and webhooks are answered 503 (Alertmanager retries); acting resumes by itself once the journal answers again.",
+			down.Since.UTC().Format(time.RFC3339), down.Err), http.StatusServiceUnavailable)
 		return
 	}
 	var recs []*Action
