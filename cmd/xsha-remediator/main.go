@@ -54,6 +54,9 @@ func run() int {
 			"CA bundle that verifies the etcd members' certificates (https endpoints); the system's CAs when unset.").String()
 		etcdCert = kingpin.Flag("journal.etcd.cert-file", "Client certificate for etcd's --client-cert-auth.").String()
 		etcdKey  = kingpin.Flag("journal.etcd.key-file", "Key of --journal.etcd.cert-file.").String()
+		etcdTTL  = kingpin.Flag("journal.etcd.lease-ttl",
+			"TTL in seconds of this replica's etcd lease: how long after it died another replica takes its pools.").
+			Default("10").Int()
 		etcdAuth = kingpin.Flag("journal.etcd.auth-file",
 			"File holding user:password for an etcd cluster with authentication enabled.").String()
 		replica = kingpin.Flag("replica.name",
@@ -94,7 +97,7 @@ func run() int {
 	var etcdOpts *remediator.EtcdOptions
 	if eps := splitList(*etcdEndpoints); len(eps) > 0 {
 		etcdOpts = &remediator.EtcdOptions{Endpoints: eps, Prefix: *etcdPrefix,
-			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey, AuthFile: *etcdAuth}
+			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey, AuthFile: *etcdAuth, LeaseTTL: *etcdTTL}
 		logger.Info("journal in etcd, shared by replicas", "endpoints", eps, "prefix", *etcdPrefix)
 	}
 	app, err := remediator.New(remediator.Options{
