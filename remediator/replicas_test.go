@@ -19,15 +19,15 @@ import (
 // are not started.
 func sharedHarnesses(t *testing.T, n int, pools ...*fakePool) []*harness {
 	t.Helper()
-	_, hs := sharedCluster(t, n, pools...)
+	_, hs := sharedCluster(t, n, 2, pools...)
 	return hs
 }
 
-// sharedCluster is sharedHarnesses with the etcd cluster.
-func sharedCluster(t *testing.T, n int, pools ...*fakePool) (*etcdcluster.Cluster, []*harness) {
+// sharedCluster is sharedHarnesses with the etcd cluster and a lease TTL.
+func sharedCluster(t *testing.T, n, ttl int, pools ...*fakePool) (*etcdcluster.Cluster, []*harness) {
 	t.Helper()
 	c := etcdcluster.Start(t, 3)
-	opts := EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/xsha-test/" + t.Name(), LeaseTTL: 2}
+	opts := EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/xsha-test/" + t.Name(), LeaseTTL: ttl}
 	harnessJournal = func(*testing.T) func() (journal, error) {
 		return func() (journal, error) { return openEtcdJournal(opts) }
 	}
@@ -135,7 +135,7 @@ func TestReplicaTakesOverDeadHoldersAction(t *testing.T) {
 // back: the retried webhook gives the action, which runs.
 func TestReplicaStopsWithoutQuorumAndResumes(t *testing.T) {
 	p := newFakePool("cluster-a")
-	c, hs := sharedCluster(t, 1, p)
+	c, hs := sharedCluster(t, 1, 2, p)
 	h := hs[0]
 	h.start()
 	c.LoseQuorum()
@@ -181,7 +181,7 @@ func TestReplicaStopsWithoutQuorumAndResumes(t *testing.T) {
 func TestReplicaSurvivesEtcdLeaderKilledMidAction(t *testing.T) {
 	p := newFakePool("cluster-a")
 	old := p.emergencyOldMaster()
-	c, hs := sharedCluster(t, 1, p)
+	c, hs := sharedCluster(t, 1, 2, p)
 	h := hs[0]
 	leader := -1
 	cli := h.journal.(*etcdJournal).cli
