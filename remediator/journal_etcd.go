@@ -35,6 +35,9 @@ const (
 	// died with it (an election takes about a second; a lost proposal
 	// fails at the server's request timeout, about 7 s).
 	etcdRetryBudget = 12 * time.Second
+	// etcdLockHold bounds how long a replica keeps the journal mutex for
+	// its own queued Updates.
+	etcdLockHold = 100 * time.Millisecond
 	// DefaultEtcdLeaseTTL is the lease TTL, in seconds, of a replica's
 	// session unless EtcdOptions.LeaseTTL says otherwise.
 	DefaultEtcdLeaseTTL = 10
@@ -85,9 +88,14 @@ type etcdJournal struct {
 	ttl int
 	// mu serializes this process's Updates: a session's mutex is not
 	// reentrant.
-	mu     sync.Mutex
-	sessMu sync.Mutex
-	sess   *concurrency.Session
+	mu sync.Mutex
+	// waiting counts Updates waiting for mu; held is the journal mutex
+	// kept for them since heldSince (guarded by mu).
+	waiting   atomic.Int32
+	held      *concurrency.Mutex
+	heldSince time.Time
+	sessMu    sync.Mutex
+	sess      *concurrency.Session
 	// token and commits make each commit key value unique, so an Update
 	// whose answer was lost can tell whether it applied.
 	token   string
@@ -245,14 +253,29 @@ func (j *etcdJournal) View(fn func(tx journalTx) error) error {
 // the journal mutex, as bbolt serializes its writers, so fn runs once; the
 // commit is fenced by the mutex's ownership, so a replica whose lease
 // expired mid-Update writes nothing.
-func (j *etcdJournal) Update(fn func(tx journalTx) error) error {
+//
+// Under load the replica keeps the journal mutex from one of its Updates to
+// the next while more of them wait, for at most etcdLockHold, saving the
+// lock's two writes per Update; other replicas then wait at most that long.
+func (j *etcdJournal) Update(fn func(tx journalTx) error) (err error) {
+	j.waiting.Add(1)
 	j.mu.Lock()
+	j.waiting.Add(-1)
 	defer j.mu.Unlock()
-	m, err := j.lockJournal()
-	if err != nil {
-		return err
+	m := j.held
+	if m == nil {
+		if m, err = j.lockJournal(); err != nil {
+			return err
+		}
+		j.held, j.heldSince = m, time.Now()
 	}
-	defer j.unlockJournal(m)
+	defer func() {
+		if err == nil && j.waiting.Load() > 0 && time.Since(j.heldSince) < etcdLockHold {
+			return // the next local Update goes on under the same lock
+		}
+		j.held = nil
+		j.unlockJournal(m)
+	}()
 	t, err := j.begin()
 	if err != nil {
 		return err
