@@ -75,6 +75,10 @@ var (
 		Name: "xsha_remediator_journal_actions",
 		Help: "Actions held in the journal as of the last maintenance.",
 	}
+	actionRunningOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_action_running",
+		Help: "1 per running action (workflows included), labelled with the replica running it, as the journal says: with a shared journal every replica reports every pool's; refreshed when a pool's runner looks for work (every 2 s with a shared journal) and every minute.",
+	}
 	journalUpOpts = prometheus.GaugeOpts{
 		Name: "xsha_remediator_journal_up",
 		Help: "1 while the journal answers; 0 while it fails (a shared journal's etcd without a quorum): actions stop before their next XAPI write and webhooks are answered 503 until it answers again.",
@@ -96,7 +100,7 @@ func MetricNames() []string {
 		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
 		breakerOpenOpts.Name, breakerPoolsOpts.Name, runningPoolsOpts.Name, waitingPoolsOpts.Name,
 		gcRemovedOpts.Name, journalSizeOpts.Name, journalActionsOpts.Name,
-		workflowRunningOpts.Name, journalUpOpts.Name,
+		workflowRunningOpts.Name, journalUpOpts.Name, actionRunningOpts.Name,
 	}
 }
 
@@ -118,6 +122,7 @@ type metrics struct {
 	journalSize    prometheus.Gauge
 	journalActions prometheus.Gauge
 	journalUp      prometheus.Gauge
+	actionRunning  *prometheus.GaugeVec
 	workflows      *prometheus.GaugeVec
 }
 
@@ -140,6 +145,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		journalSize:    prometheus.NewGauge(journalSizeOpts),
 		journalActions: prometheus.NewGauge(journalActionsOpts),
 		journalUp:      prometheus.NewGauge(journalUpOpts),
+		actionRunning:  prometheus.NewGaugeVec(actionRunningOpts, []string{"pool", "action", "replica"}),
 	}
 	m.journalUp.Set(1)
 	for _, k := range gcKinds {
@@ -156,7 +162,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated,
-			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions, m.workflows, m.journalUp)
+			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions, m.workflows, m.journalUp, m.actionRunning)
 	}
 	return m
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"xsha/config"
 )
 
@@ -45,6 +47,9 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 				return err
 			})
 			r.noteJournal(err)
+			if err == nil {
+				r.setRunning(pool.Name, open)
+			}
 			if err == nil && len(open) == 0 {
 				break
 			}
@@ -61,6 +66,17 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 			return
 		case <-r.wake[pool.Name]:
 		case <-time.After(r.poll):
+		}
+	}
+}
+
+// setRunning sets xsha_remediator_action_running for the pool from the
+// open actions (of any pools).
+func (r *engine) setRunning(pool string, open []*Action) {
+	r.metrics.actionRunning.DeletePartialMatch(prometheus.Labels{"pool": pool})
+	for _, a := range open {
+		if a.Pool == pool && a.State == StateRunning {
+			r.metrics.actionRunning.WithLabelValues(a.Pool, string(a.Name), a.Replica).Set(1)
 		}
 	}
 }

@@ -229,6 +229,14 @@ func TestReplicasOnEtcd(t *testing.T) {
 		holder, _ = rec["replica"].(string)
 		return strings.Contains(text, "waiting for host xs-a2 to be live") && holder != ""
 	})
+	// Every replica's metrics say who runs it, read from the shared state.
+	for _, r := range rl.replicas {
+		want := fmt.Sprintf(`xsha_remediator_action_running{action="restart_slave",pool="cluster-a",replica=%q} 1`, holder)
+		waitFor(t, r.name+" to report "+holder+" running the workflow", func() bool {
+			_, metrics := do(t, "GET", r.url+"/metrics", "", "")
+			return strings.Contains(metrics, want)
+		})
+	}
 	rl.etcd.Kill(2)
 	var survivor *replica
 	for _, r := range rl.replicas {
