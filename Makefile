@@ -72,6 +72,7 @@ demo: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./exporter/
 	XSHA_FLEET=1 $(GO) test -count=1 -timeout 40m -run '^(TestFleetCost|TestShardsWatchEveryPoolOnce)$$' -v ./exporter/
+	XSHA_BENCH=1 $(GO) test -count=1 -timeout 15m -v -run '^TestBench' ./remediator/ | grep -E 'bench_test|^(ok|FAIL|---)'
 
 .PHONY: fuzz
 fuzz:

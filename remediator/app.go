@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,12 @@ type Options struct {
 	PolicyFile string
 	// JournalPath is the journal file, created if missing.
 	JournalPath string
+	// Replica names this remediator in the actions it runs; the host name
+	// when empty.
+	Replica string
+	// Etcd, when set, keeps the journal in etcd instead of JournalPath,
+	// shared by every replica with the same endpoints and prefix.
+	Etcd *EtcdOptions
 	// Retention is how long finished actions and their journal entries are
 	// kept; DefaultRetention when zero, at least a day.
 	Retention time.Duration
@@ -112,7 +119,23 @@ func New(opts Options) (*App, error) {
 		}
 		csHosts = hosts
 	}
-	if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
+	replica := opts.Replica
+	if replica == "" {
+		if replica, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("naming the replica: %w", err)
+		}
+	}
+	var (
+		locker poolLocker
+		poll   time.Duration
+	)
+	if opts.Etcd != nil {
+		ej, err := openEtcdJournal(*opts.Etcd)
+		if err != nil {
+			return nil, err
+		}
+		a.journal, locker, poll = ej, ej, sharedPollInterval
+	} else if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
 		return nil, err
 	}
 	xm := xapi.NewMetrics(opts.Registry)
@@ -128,6 +151,7 @@ func New(opts Options) (*App, error) {
 		Config: a.cfg, Policy: pol, Journal: a.journal, Clients: clients,
 		Maintenance: maintenance, CloudStack: csHosts, Auth: opts.Auth, MaxBodyBytes: opts.MaxBodyBytes,
 		Registerer: opts.Registry, Logger: opts.Logger, Retention: opts.Retention,
+		Replica: replica, Locker: locker, PollInterval: poll,
 	})
 	if err != nil {
 		a.Close()

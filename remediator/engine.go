@@ -7,6 +7,7 @@
 package remediator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,24 @@ type engineOptions struct {
 	Now func() time.Time
 	// Retention is how long finished actions are kept; 0 keeps them all.
 	Retention time.Duration
+	// Replica names this remediator in the actions it runs.
+	Replica string
+	// Locker, when set, gives one replica at a time a pool's actions (a
+	// journal shared by replicas); nil for a journal of one process.
+	Locker poolLocker
+	// PollInterval is how often a pool's runner looks for open actions
+	// besides being woken by its own intake; retryInterval when zero. A
+	// shared journal needs it short: another replica's action is found
+	// (and taken over) only this way.
+	PollInterval time.Duration
+}
+
+// poolLocker gives one replica at a time a pool's actions.
+type poolLocker interface {
+	// lockPool waits until this replica holds the pool. It returns a
+	// context that ends when the replica loses the pool (its lease
+	// expired) or ctx ends, and the function that releases the pool.
+	lockPool(ctx context.Context, pool string) (context.Context, func(), error)
 }
 
 // engine is the webhook intake, the journal-backed queue and the
@@ -69,12 +88,47 @@ type engine struct {
 	now         func() time.Time
 	retention   time.Duration
 	limiter     *runLimiter
+	replica     string
+	locker      poolLocker
+	poll        time.Duration
 
 	wake    map[string]chan struct{}
 	running atomic.Bool
 
 	mu       sync.Mutex
 	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
+	// journalDown is the journal's failure while it lasts.
+	journalDown *journalFailure
+}
+
+// journalFailure is why the journal does not answer, and since when.
+type journalFailure struct {
+	Since time.Time
+	Err   string
+}
+
+// noteJournal records whether the journal answered, logging once per
+// change and keeping xsha_remediator_journal_up.
+func (r *engine) noteJournal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && r.journalDown != nil:
+		r.log.Info("journal answers again; acting resumes", "down_since", r.journalDown.Since)
+		r.journalDown = nil
+		r.metrics.journalUp.Set(1)
+	case err != nil && r.journalDown == nil:
+		r.log.Error("journal unavailable: actions stop before their next XAPI write, webhooks are answered 503", "err", err)
+		r.journalDown = &journalFailure{Since: time.Now(), Err: err.Error()}
+		r.metrics.journalUp.Set(0)
+	}
+}
+
+// journalFailed returns the journal's failure, nil while it answers.
+func (r *engine) journalFailed() *journalFailure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.journalDown
 }
 
 // newEngine returns an engine. Call Run to start acting and router to serve HTTP.
@@ -106,6 +160,9 @@ func newEngine(opts engineOptions) (*engine, error) {
 		log:         opts.Logger,
 		now:         opts.Now,
 		retention:   opts.Retention,
+		replica:     opts.Replica,
+		locker:      opts.Locker,
+		poll:        opts.PollInterval,
 		wake:        map[string]chan struct{}{},
 		autoHeld:    map[string]autoHold{},
 	}
@@ -117,6 +174,9 @@ func newEngine(opts engineOptions) (*engine, error) {
 	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if r.poll <= 0 {
+		r.poll = retryInterval
 	}
 	r.limiter = newRunLimiter(r.metrics)
 	r.policy.Store(opts.Policy)

@@ -45,6 +45,13 @@ type harness struct {
 	clients     map[string]PoolClient
 	srv         *httptest.Server
 	journalPath string
+	// openJournal opens the journal, again after a restart; the bbolt
+	// file at journalPath unless a test chose another backend.
+	openJournal func() (journal, error)
+	// replica names the engine; poll is its runners' poll interval (the
+	// engine's default when zero).
+	replica string
+	poll    time.Duration
 	// cs is the CloudStack side of workflows; nil for none.
 	cs      cloudStackHosts
 	journal journal
@@ -80,6 +87,10 @@ func newHarnessClock(t *testing.T, policyYAML string, now func() time.Time, pool
 func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolClient, policyYAML string, now func() time.Time) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg, clients: clients, journalPath: filepath.Join(t.TempDir(), "journal.db"), now: now}
+	h.openJournal = func() (journal, error) { return openBoltJournal(h.journalPath) }
+	if harnessJournal != nil {
+		h.openJournal = harnessJournal(t)
+	}
 	pol, err := parsePolicy([]byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -93,15 +104,17 @@ func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolCli
 // open opens the journal and builds a Remediator on it, as a (re)start does.
 func (h *harness) open() {
 	h.t.Helper()
-	j, err := openBoltJournal(h.journalPath)
+	j, err := h.openJournal()
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.journal = j
 	auth, _ := newBearerAuth(testToken)
 	h.reg = prometheus.NewRegistry()
+	locker, _ := j.(poolLocker) // a shared journal: the replicas' pool locks
 	h.r, err = newEngine(engineOptions{Config: h.cfg, Policy: h.policy, Journal: j, Clients: h.clients, Auth: auth,
-		CloudStack: h.cs, MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now})
+		CloudStack: h.cs, MaxBodyBytes: 64 << 10, Registerer: h.reg, Now: h.now,
+		Replica: h.replica, Locker: locker, PollInterval: h.poll})
 	if err != nil {
 		h.t.Fatal(err)
 	}

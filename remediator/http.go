@@ -98,10 +98,11 @@ func (r *engine) handleWebhook(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	verdicts, err := r.intake(msg, req.RemoteAddr)
+	r.noteJournal(err)
 	if err != nil {
 		r.metrics.webhooks.WithLabelValues(string(webhookJournalError)).Inc()
 		r.log.Error("webhook not recorded", "err", err, "group_key", msg.GroupKey)
-		httpError(w, http.StatusServiceUnavailable, "could not record the alerts; retry")
+		httpError(w, http.StatusServiceUnavailable, "could not record the alerts; retry: "+err.Error())
 		return
 	}
 	r.metrics.webhooks.WithLabelValues(string(webhookAccepted)).Inc()

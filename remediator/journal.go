@@ -90,6 +90,9 @@ type Action struct {
 	Wrote bool `json:"wrote,omitempty"`
 	// Resumed counts restarts that found the action running.
 	Resumed int `json:"resumed,omitempty"`
+	// Replica is the remediator replica that last started or resumed the
+	// action: the one running it while it is running.
+	Replica string `json:"replica,omitempty"`
 	// NewMaster is the slave a workflow hands the master role to: the
 	// operator's choice, or the one the workflow chose before it wrote.
 	NewMaster string `json:"new_master,omitempty"`

@@ -75,6 +75,14 @@ var (
 		Name: "xsha_remediator_journal_actions",
 		Help: "Actions held in the journal as of the last maintenance.",
 	}
+	actionRunningOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_action_running",
+		Help: "1 per running action (workflows included), labelled with the replica running it, as the journal says: with a shared journal every replica reports every pool's; refreshed when a pool's runner looks for work (every 2 s with a shared journal) and every minute.",
+	}
+	journalUpOpts = prometheus.GaugeOpts{
+		Name: "xsha_remediator_journal_up",
+		Help: "1 while the journal answers; 0 while it fails (a shared journal's etcd without a quorum): actions stop before their next XAPI write and webhooks are answered 503 until it answers again.",
+	}
 	workflowRunningOpts = prometheus.GaugeOpts{
 		Name: "xsha_remediator_workflow_running",
 		Help: "1 while a planned-maintenance workflow is open (pending or running) on the pool's host; alerts its steps cause by design are silenced by the rules on it.",
@@ -92,7 +100,7 @@ func MetricNames() []string {
 		dryRunOpts.Name, skipsOpts.Name, truncatedOpts.Name,
 		breakerOpenOpts.Name, breakerPoolsOpts.Name, runningPoolsOpts.Name, waitingPoolsOpts.Name,
 		gcRemovedOpts.Name, journalSizeOpts.Name, journalActionsOpts.Name,
-		workflowRunningOpts.Name,
+		workflowRunningOpts.Name, journalUpOpts.Name, actionRunningOpts.Name,
 	}
 }
 
@@ -113,6 +121,8 @@ type metrics struct {
 	gcRemoved      *prometheus.CounterVec
 	journalSize    prometheus.Gauge
 	journalActions prometheus.Gauge
+	journalUp      prometheus.Gauge
+	actionRunning  *prometheus.GaugeVec
 	workflows      *prometheus.GaugeVec
 }
 
@@ -134,7 +144,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gcRemoved:      prometheus.NewCounterVec(gcRemovedOpts, []string{"kind"}),
 		journalSize:    prometheus.NewGauge(journalSizeOpts),
 		journalActions: prometheus.NewGauge(journalActionsOpts),
+		journalUp:      prometheus.NewGauge(journalUpOpts),
+		actionRunning:  prometheus.NewGaugeVec(actionRunningOpts, []string{"pool", "action", "replica"}),
 	}
+	m.journalUp.Set(1)
 	for _, k := range gcKinds {
 		m.gcRemoved.WithLabelValues(string(k))
 	}
@@ -149,7 +162,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.webhooks, m.actions, m.duration, m.hold, m.dryRun, m.skips, m.truncated,
-			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions, m.workflows)
+			m.breakerOpen, m.breakerPools, m.runningPools, m.waitingPools, m.gcRemoved, m.journalSize, m.journalActions, m.workflows, m.journalUp, m.actionRunning)
 	}
 	return m
 }

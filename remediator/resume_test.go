@@ -11,6 +11,12 @@ import (
 // finishes the repair without making any write twice and keeps every
 // journal entry written before the crash.
 func TestCrashMidActionResumesWithoutRepeating(t *testing.T) {
+	for _, b := range journalBackends(t) {
+		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testCrashMidActionResumesWithoutRepeating) })
+	}
+}
+
+func testCrashMidActionResumesWithoutRepeating(t *testing.T) {
 	for _, crashAfter := range []string{"pool.disable_ha", "host.emergency_ha_disable", "pool.enable_ha"} {
 		t.Run(crashAfter, func(t *testing.T) {
 			p := newFakePool("cluster-a")
@@ -78,6 +84,12 @@ func TestCrashMidActionResumesWithoutRepeating(t *testing.T) {
 // undone; the resumed action does not make it blindly, finds its effect
 // missing, and reports.
 func TestCrashBeforeWriteReports(t *testing.T) {
+	for _, b := range journalBackends(t) {
+		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testCrashBeforeWriteReports) })
+	}
+}
+
+func testCrashBeforeWriteReports(t *testing.T) {
 	p := newFakePool("cluster-a")
 	pol := strings.Replace(livePolicy, "step_timeout: 30s", "step_timeout: 200ms", 1)
 	h := newHarness(t, pol, p)

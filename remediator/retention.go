@@ -67,10 +67,21 @@ func (r *engine) maintain(ctx context.Context) {
 	tick := time.NewTicker(maintenanceTick)
 	defer tick.Stop()
 	lastGC := time.Now()
+	// With a shared journal the running actions of other replicas are
+	// read every poll interval: a runner waiting for its pool's lock does
+	// not look.
+	var shared <-chan time.Time
+	if r.locker != nil {
+		st := time.NewTicker(r.poll)
+		defer st.Stop()
+		shared = st.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-shared:
+			r.refreshRunning()
 		case <-tick.C:
 			gc := time.Since(lastGC) >= gcInterval
 			if gc {
@@ -81,10 +92,27 @@ func (r *engine) maintain(ctx context.Context) {
 	}
 }
 
+// refreshRunning sets xsha_remediator_action_running for every pool from
+// the journal.
+func (r *engine) refreshRunning() {
+	var open []*Action
+	err := r.journal.View(func(tx journalTx) (err error) {
+		open, err = tx.Open("")
+		return err
+	})
+	r.noteJournal(err)
+	if err == nil {
+		for _, p := range r.cfg.Pools {
+			r.setRunning(p.Name, open)
+		}
+	}
+}
+
 func (r *engine) maintainOnce(gc bool) {
 	if err := r.refreshBreaker(); err != nil {
 		r.log.Error("journal maintenance failed", "err", err)
 	}
+	r.refreshRunning()
 	if !gc {
 		return
 	}

@@ -12,6 +12,12 @@ import (
 // action; it keeps recent actions and open ones, however old, and says what
 // it removed in the journal and the metrics.
 func TestRetentionRemovesOldFinishedActions(t *testing.T) {
+	for _, b := range journalBackends(t) {
+		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testRetentionRemovesOldFinishedActions) })
+	}
+}
+
+func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	clock := newTestClock()
 	a, b := newFakePool("cluster-a"), newFakePool("cluster-b")
 	h := newHarnessClock(t, livePolicy, clock.now, a, b)
@@ -127,6 +133,12 @@ func equalIDs(a, b []uint64) bool {
 // shorter than the cooldown (which App refuses) cannot let a repair repeat
 // too soon.
 func TestRetentionKeepsCooldownAndAttempts(t *testing.T) {
+	for _, b := range journalBackends(t) {
+		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testRetentionKeepsCooldownAndAttempts) })
+	}
+}
+
+func testRetentionKeepsCooldownAndAttempts(t *testing.T) {
 	cases := []struct {
 		name   string
 		policy string
@@ -201,11 +213,12 @@ func TestAppRetention(t *testing.T) {
 // call removes at most its limit and says whether more is left, and the
 // batches together remove everything old.
 func TestJournalGCInBatches(t *testing.T) {
-	j, err := openBoltJournal(t.TempDir() + "/journal.db")
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range journalBackends(t) {
+		t.Run(b.name, func(t *testing.T) { testJournalGCInBatches(t, b.open(t)) })
 	}
-	defer j.Close()
+}
+
+func testJournalGCInBatches(t *testing.T, j journal) {
 	clock := newTestClock()
 	j.setClock(clock.now)
 	if err := j.Update(func(tx journalTx) error {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"xsha/config"
 )
 
@@ -44,11 +46,15 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 				open, err = tx.Open(pool.Name)
 				return err
 			})
+			r.noteJournal(err)
+			if err == nil {
+				r.setRunning(pool.Name, open)
+			}
 			if err == nil && len(open) == 0 {
 				break
 			}
 			if err == nil {
-				err = r.executeLimited(ctx, pool, open[0])
+				err = r.executeLocked(ctx, pool, open[0])
 			}
 			if err != nil {
 				log.Error("journal failed; retrying later", "err", err)
@@ -59,9 +65,41 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 		case <-ctx.Done():
 			return
 		case <-r.wake[pool.Name]:
-		case <-time.After(retryInterval):
+		case <-time.After(r.poll):
 		}
 	}
+}
+
+// setRunning sets xsha_remediator_action_running for the pool from the
+// open actions (of any pools).
+func (r *engine) setRunning(pool string, open []*Action) {
+	r.metrics.actionRunning.DeletePartialMatch(prometheus.Labels{"pool": pool})
+	for _, a := range open {
+		if a.Pool == pool && a.State == StateRunning {
+			r.metrics.actionRunning.WithLabelValues(a.Pool, string(a.Name), a.Replica).Set(1)
+		}
+	}
+}
+
+// executeLocked runs the action while this replica holds its pool, when
+// replicas share the journal: the replica that holds the pool runs it,
+// the others wait; when the holder dies its lease expires, another takes
+// the pool and resumes the action by the restart rules (begin re-reads
+// the record: a finished action is left alone). Losing the pool mid-action
+// stops it between journal writes, as a crash would.
+func (r *engine) executeLocked(ctx context.Context, pool config.Pool, rec *Action) error {
+	if r.locker == nil {
+		return r.executeLimited(ctx, pool, rec)
+	}
+	lctx, unlock, err := r.locker.lockPool(ctx, pool.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down
+		}
+		return err
+	}
+	defer unlock()
+	return r.executeLimited(lctx, pool, rec)
 }
 
 // executeLimited runs the action once the storm guard's global limit
@@ -147,6 +185,10 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 		case rec.State == StateRunning && rec.Wrote:
 			rec.Resumed++
 			msg = "resumed after a restart: finished steps are not repeated, an interrupted step re-checks live state before acting"
+			if rec.Replica != "" && rec.Replica != r.replica {
+				msg = fmt.Sprintf("taken over by replica %s from %s, which stopped holding the pool: finished steps are not repeated, an interrupted step re-checks live state before acting", r.replica, rec.Replica)
+			}
+			rec.Replica = r.replica
 			if err := tx.Put(rec); err != nil {
 				return err
 			}
@@ -161,6 +203,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 			return r.finishTx(tx, rec, StateSkipped, reason)
 		}
 		rec.DryRun = rec.DryRun || pol.dryRunFor(rec.Name)
+		rec.Replica = r.replica
 		msg = "started"
 		if rec.State == StateRunning {
 			rec.Resumed++

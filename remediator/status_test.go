@@ -136,6 +136,7 @@ func TestMetricNamesAreExposed(t *testing.T) {
 	h.r.metrics.duration.WithLabelValues(string(ActionEnablePoolHA)).Observe(1)
 	h.r.metrics.skips.WithLabelValues(string(ActionEnablePoolHA), string(SkipHold)).Inc()
 	h.r.metrics.workflowRunning("cluster-a", "h1", WorkflowRestartSlave, true)
+	h.r.setRunning("cluster-a", []*Action{{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Replica: "r0"}})
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

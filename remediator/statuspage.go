@@ -1,6 +1,7 @@
 package remediator
 
 import (
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -76,7 +77,7 @@ Pools with a firing remediable alert: {{range $i, $p := .Pools}}{{if $i}}, {{end
 <h2>Recent actions</h2>
 {{if .Records}}<div class="scroll"><table id="actions">
 <tr><th>ID</th><th>Created</th><th>Action</th><th>Pool</th><th>Host</th><th>Alert</th><th>State</th><th>Steps</th><th>Reason</th></tr>
-{{range .Records}}<tr id="action-{{.ID}}"><td data-label="ID"><a href="api/v1/actions/{{.ID}}">{{.ID}}</a></td><td data-label="Created">{{ts .Created}}</td><td data-label="Action">{{.Name}}{{if .DryRun}} (dry-run){{end}}</td><td data-label="Pool">{{.Pool}}</td><td data-label="Host">{{.Host}}</td><td data-label="Alert">{{.Alert.Name}}</td><td data-label="State" class="state {{.State}}">{{.State}}</td><td data-label="Steps" class="steps">{{range .Steps}}{{.Name}}: {{.State}}<br>{{end}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
+{{range .Records}}<tr id="action-{{.ID}}"><td data-label="ID"><a href="api/v1/actions/{{.ID}}">{{.ID}}</a></td><td data-label="Created">{{ts .Created}}</td><td data-label="Action">{{.Name}}{{if .DryRun}} (dry-run){{end}}</td><td data-label="Pool">{{.Pool}}</td><td data-label="Host">{{.Host}}</td><td data-label="Alert">{{.Alert.Name}}</td><td data-label="State" class="state {{.State}}">{{.State}}{{if and .Replica (eq .State "running")}} on {{.Replica}}{{end}}</td><td data-label="Steps" class="steps">{{range .Steps}}{{.Name}}: {{.State}}<br>{{end}}</td><td data-label="Reason" class="reason">{{.Reason}}</td></tr>
 {{end}}</table></div>{{else}}<p>None yet.</p>{{end}}
 <p><a href="api/v1/actions">actions (JSON)</a> · <a href="api/v1/holds">holds (JSON)</a> · <a href="api/v1/breaker">breaker (JSON)</a> · <a href="api/v1/journal">journal (JSON)</a> · <a href="metrics">metrics</a></p>
 </body>
@@ -109,8 +110,11 @@ func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
 // step by step and recent actions. It shows no secrets: none are in the journal.
 func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	all, err := r.recentActions(maxListLimit)
+	r.noteJournal(err)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		down := r.journalFailed()
+		http.Error(w, fmt.Sprintf("Journal unavailable since %s: %s\nActions stop before their next XAPI write and webhooks are answered 503 (Alertmanager retries); acting resumes by itself once the journal answers again.",
+			down.Since.UTC().Format(time.RFC3339), down.Err), http.StatusServiceUnavailable)
 		return
 	}
 	var recs []*Action

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,21 @@ func run() int {
 			Default("1MiB").Bytes()
 		journalPath = kingpin.Flag("journal.path", "Journal file, created if missing.").
 				Default("xsha-remediator.db").String()
+		etcdEndpoints = kingpin.Flag("journal.etcd.endpoints",
+			"etcd client URLs (comma-separated or repeated): keep the journal in etcd, shared by every replica with the same prefix, instead of --journal.path.").Strings()
+		etcdPrefix = kingpin.Flag("journal.etcd.prefix", "Key prefix of the shared journal in etcd.").
+				Default(remediator.DefaultEtcdPrefix).String()
+		etcdCA = kingpin.Flag("journal.etcd.ca-file",
+			"CA bundle that verifies the etcd members' certificates (https endpoints); the system's CAs when unset.").String()
+		etcdCert = kingpin.Flag("journal.etcd.cert-file", "Client certificate for etcd's --client-cert-auth.").String()
+		etcdKey  = kingpin.Flag("journal.etcd.key-file", "Key of --journal.etcd.cert-file.").String()
+		etcdTTL  = kingpin.Flag("journal.etcd.lease-ttl",
+			"TTL in seconds of this replica's etcd lease: how long after it died another replica takes its pools.").
+			Default("10").Int()
+		etcdAuth = kingpin.Flag("journal.etcd.auth-file",
+			"File holding user:password for an etcd cluster with authentication enabled.").String()
+		replica = kingpin.Flag("replica.name",
+			"This replica's name in the actions it runs and on the status page; the host name when unset.").String()
 		retention   = model.Duration(remediator.DefaultRetention)
 		configCheck = kingpin.Flag("config.check",
 			"Check --config.file (parse, validate, read its secret files), print what is wrong and exit; 0 and \"ok\" when good.").Bool()
@@ -78,7 +94,14 @@ func run() int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	var etcdOpts *remediator.EtcdOptions
+	if eps := splitList(*etcdEndpoints); len(eps) > 0 {
+		etcdOpts = &remediator.EtcdOptions{Endpoints: eps, Prefix: *etcdPrefix,
+			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey, AuthFile: *etcdAuth, LeaseTTL: *etcdTTL}
+		logger.Info("journal in etcd, shared by replicas", "endpoints", eps, "prefix", *etcdPrefix)
+	}
 	app, err := remediator.New(remediator.Options{
+		Etcd: etcdOpts, Replica: *replica,
 		ConfigFile: *configFile, PolicyFile: *policyFile, JournalPath: *journalPath,
 		Retention: time.Duration(retention),
 		Auth:      auth, MaxBodyBytes: int64(*maxBody), Registry: reg, Logger: logger, Web: webFlags,
@@ -139,4 +162,17 @@ func authenticator(tokenFile, basicFile string, noAuth bool, logger *slog.Logger
 		return remediator.NoAuth{}, nil
 	}
 	return nil, errors.New("set --webhook.bearer-token-file or --webhook.basic-auth-file (or --webhook.no-auth on a test bed)")
+}
+
+// splitList splits repeated and comma-separated flag values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }

@@ -21,6 +21,7 @@ func TestComposeStackWiring(t *testing.T) {
 	var compose struct {
 		Services map[string]struct {
 			Build       string   `yaml:"build"`
+			Image       string   `yaml:"image"`
 			Command     []string `yaml:"command"`
 			Volumes     []string `yaml:"volumes"`
 			NetworkMode string   `yaml:"network_mode"`
@@ -37,12 +38,13 @@ func TestComposeStackWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"lab", "exporter", "remediator", "prometheus", "alertmanager", "grafana"} {
+	for _, want := range []string{"lab", "exporter", "remediator", "remediator-2", "etcd", "prometheus", "alertmanager", "grafana"} {
 		if _, ok := compose.Services[want]; !ok {
 			t.Errorf("service %s missing", want)
 		}
 	}
 	listen := map[string]string{}
+	var remediators []string // each replica's listen address
 	for name, svc := range compose.Services {
 		for _, v := range svc.Volumes {
 			src, _, _ := strings.Cut(v, ":")
@@ -63,10 +65,21 @@ func TestComposeStackWiring(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, "cmd", svc.Command[0])); err != nil {
 			t.Errorf("service %s runs %s, which is not a program in cmd/", name, svc.Command[0])
 		}
+		var etcdEndpoints string
 		for _, arg := range svc.Command[1:] {
 			if addr, ok := strings.CutPrefix(arg, "--web.listen-address="); ok {
 				listen[svc.Command[0]] = addr
+				if svc.Command[0] == "xsha-remediator" {
+					remediators = append(remediators, addr)
+				}
 			}
+			if eps, ok := strings.CutPrefix(arg, "--journal.etcd.endpoints="); ok {
+				etcdEndpoints = eps
+			}
+		}
+		// Replicas share their journal: each must use the etcd service.
+		if svc.Command[0] == "xsha-remediator" && etcdEndpoints != "http://etcd:2379" {
+			t.Errorf("remediator service %s does not keep its journal in the etcd service (--journal.etcd.endpoints=%q)", name, etcdEndpoints)
 		}
 		if name != "lab" && svc.NetworkMode != "service:lab" {
 			t.Errorf("service %s must share the lab's network namespace to reach the simulated hosts", name)
@@ -89,7 +102,18 @@ func TestComposeStackWiring(t *testing.T) {
 			t.Errorf("Prometheus does not scrape %s at lab%s", prog, addr)
 		}
 	}
-	if !strings.Contains(string(am), "http://lab"+listen["xsha-remediator"]+"/webhook") {
-		t.Errorf("Alertmanager does not send to the remediator's webhook at lab%s", listen["xsha-remediator"])
+	if len(remediators) < 2 {
+		t.Errorf("remediator replicas listen on %v, want two", remediators)
+	}
+	for _, addr := range remediators {
+		if !strings.Contains(string(am), "http://lab"+addr+"/webhook") {
+			t.Errorf("Alertmanager does not send to the remediator replica's webhook at lab%s", addr)
+		}
+		if !strings.Contains(string(prom), "lab"+addr) {
+			t.Errorf("Prometheus does not scrape the remediator replica at lab%s", addr)
+		}
+	}
+	if etcd := compose.Services["etcd"]; !strings.Contains(etcd.Image, "etcd") {
+		t.Errorf("the etcd service runs %q", etcd.Image)
 	}
 }
