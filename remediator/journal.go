@@ -248,3 +248,15 @@ func mustJSON(v any) json.RawMessage {
 	}
 	return b
 }
+
+// withinHour returns the attempts made less than an hour before now: the
+// window of max_attempts_per_hour.
+func withinHour(all []time.Time, now time.Time) []time.Time {
+	var recent []time.Time
+	for _, a := range all {
+		if now.Sub(a) < time.Hour {
+			recent = append(recent, a)
+		}
+	}
+	return recent
+}

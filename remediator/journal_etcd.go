@@ -811,13 +811,7 @@ func (t *etcdTx) attempts(pool string, now time.Time) ([]time.Time, error) {
 			return nil, err
 		}
 	}
-	var recent []time.Time
-	for _, a := range all {
-		if now.Sub(a) < time.Hour {
-			recent = append(recent, a)
-		}
-	}
-	return recent, nil
+	return withinHour(all, now), nil
 }
 
 func (t *etcdTx) addAttempt(pool string, at time.Time) error {
