@@ -3,6 +3,7 @@ package remediator
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -259,4 +260,34 @@ func withinHour(all []time.Time, now time.Time) []time.Time {
 		}
 	}
 	return recent
+}
+
+// actionEntry is a journal entry about the action r.
+func actionEntry(r *Action, kind Kind, msg string, data any) (Entry, error) {
+	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Name, Pool: r.Pool, Host: r.Host, Message: msg}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Data = b
+	}
+	return e, nil
+}
+
+// keepIntake copies into r, which the runner holds in memory, what intake
+// may have added to the stored action meanwhile: episodes and resolved
+// episodes, and a workflow's cancel request.
+func keepIntake(r, stored *Action) {
+	for _, e := range stored.Episodes {
+		if !slices.Contains(r.Episodes, e) {
+			r.Episodes = append(r.Episodes, e)
+		}
+	}
+	for _, e := range stored.Resolved {
+		if !slices.Contains(r.Resolved, e) {
+			r.Resolved = append(r.Resolved, e)
+		}
+	}
+	r.CancelRequested = r.CancelRequested || stored.CancelRequested
 }

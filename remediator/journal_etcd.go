@@ -576,13 +576,9 @@ func (t *etcdTx) Append(e Entry) error {
 
 // AppendFor adds an entry about the action.
 func (t *etcdTx) AppendFor(r *Action, kind Kind, msg string, data any) error {
-	e := Entry{Kind: kind, ActionID: r.ID, Action: r.Name, Pool: r.Pool, Host: r.Host, Message: msg}
-	if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			return err
-		}
-		e.Data = b
+	e, err := actionEntry(r, kind, msg, data)
+	if err != nil {
+		return err
 	}
 	return t.Append(e)
 }
@@ -624,17 +620,7 @@ func (t *etcdTx) Put(r *Action) error {
 // cancel request).
 func (t *etcdTx) Save(r *Action) error {
 	if stored, err := t.Get(r.ID); err == nil {
-		for _, e := range stored.Episodes {
-			if !slices.Contains(r.Episodes, e) {
-				r.Episodes = append(r.Episodes, e)
-			}
-		}
-		for _, e := range stored.Resolved {
-			if !slices.Contains(r.Resolved, e) {
-				r.Resolved = append(r.Resolved, e)
-			}
-		}
-		r.CancelRequested = r.CancelRequested || stored.CancelRequested
+		keepIntake(r, stored)
 	} else if t.err != nil {
 		return t.err
 	}

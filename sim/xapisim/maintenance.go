@@ -546,11 +546,7 @@ func (p *Pool) SetVMMigrationFault(name string, fail bool) error {
 func (p *Pool) MigrateVM(name, host string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	vm := p.vmByName(name)
-	if vm == nil {
-		return fmt.Errorf("%w: VM %q in pool %q", ErrNotFound, name, p.cfg.Name)
-	}
-	to, err := p.host(host)
+	vm, to, err := p.vmAndHost(name, host)
 	if err != nil {
 		return err
 	}
@@ -603,11 +599,7 @@ func (p *Pool) ReleaseBoot(name string) error {
 func (p *Pool) StartVM(name, host string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	vm := p.vmByName(name)
-	if vm == nil {
-		return fmt.Errorf("%w: VM %q in pool %q", ErrNotFound, name, p.cfg.Name)
-	}
-	to, err := p.host(host)
+	vm, to, err := p.vmAndHost(name, host)
 	if err != nil {
 		return err
 	}
@@ -632,4 +624,18 @@ func (p *Pool) StartVM(name, host string) error {
 	p.moveVM(vm, to)
 	p.log.Info("VM started", "vm", name, "host", host)
 	return nil
+}
+
+// vmAndHost finds a VM by name_label and a host by name; ErrNotFound for
+// either unknown.
+func (p *Pool) vmAndHost(vm, host string) (*object, *hostState, error) {
+	o := p.vmByName(vm)
+	if o == nil {
+		return nil, nil, fmt.Errorf("%w: VM %q in pool %q", ErrNotFound, vm, p.cfg.Name)
+	}
+	h, err := p.host(host)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, h, nil
 }
