@@ -46,8 +46,12 @@ lint:
 	$(AMTOOL) check-config deploy/alertmanager/alertmanager.yml
 
 .PHONY: unit
+# The remediator's suite runs twice: on the bbolt journal, then on etcd
+# (a real one-member cluster per test), so both implementations of
+# journal.Journal pass the same tests.
 unit:
 	$(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./...
+	XSHA_TEST_JOURNAL=etcd $(GO) test $(GOFLAGS_TEST) -race -timeout 20m ./remediator/
 
 .PHONY: rules
 rules:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -22,9 +23,9 @@ func clearEmergencyModeSteps(host string) []stepSpec {
 			h, ok := s.Host(host)
 			switch {
 			case !ok:
-				return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+				return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
 			case h.Probe.Role != xapi.RoleEmergency:
-				return end(StateSuccess, "", fmt.Sprintf("host %s left emergency mode by itself (%s); pool left untouched", host, hostState(h)))
+				return end(journal.StateSuccess, "", fmt.Sprintf("host %s left emergency mode by itself (%s); pool left untouched", host, hostState(h)))
 			}
 			return nil
 		}),
@@ -43,15 +44,15 @@ func checkClearEmergencyMode(ctx context.Context, x *execution, host string) err
 	h, ok := s.Host(host)
 	switch {
 	case !ok:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
 	case h.Probe.Role == xapi.RoleUnreachable:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer; nothing can be cleared until it is back", host))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer; nothing can be cleared until it is back", host))
 	case h.Probe.Role != xapi.RoleEmergency:
-		return end(StateSuccess, "", fmt.Sprintf("already healthy: host %s is not in emergency mode (%s)", host, hostState(h)))
+		return end(journal.StateSuccess, "", fmt.Sprintf("already healthy: host %s is not in emergency mode (%s)", host, hostState(h)))
 	case h.IsMaster:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is pool.master but answers in emergency mode; not a case this action repairs", host))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is pool.master but answers in emergency mode; not a case this action repairs", host))
 	case h.Address == "":
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s has no address in XAPI", host))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s has no address in XAPI", host))
 	}
 	var writes []string
 	if s.HAEnabled {
@@ -74,7 +75,7 @@ func emergencyHADisable(ctx context.Context, x *execution, host string) error {
 		return fmt.Errorf("host %s is no longer a member of the pool", host)
 	}
 	if h.Probe.Role != xapi.RoleEmergency {
-		return x.journal(KindNote, fmt.Sprintf("host %s is no longer in emergency mode (%s)", host, hostState(h)), nil)
+		return x.journal(journal.KindNote, fmt.Sprintf("host %s is no longer in emergency mode (%s)", host, hostState(h)), nil)
 	}
 	return x.call(ctx, "host.emergency_ha_disable", map[string]string{"host": host, "address": h.Address},
 		func(ctx context.Context) error { return x.client.EmergencyHADisable(ctx, h.Address) },

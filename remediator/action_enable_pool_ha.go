@@ -3,6 +3,8 @@ package remediator
 import (
 	"context"
 	"strings"
+
+	"xsha/remediator/journal"
 )
 
 // enable_pool_ha: pool HA is off (switched off out of band, or never on).
@@ -24,16 +26,16 @@ func checkEnablePoolHA(ctx context.Context, x *execution) error {
 		return err
 	}
 	if s.HAEnabled {
-		return end(StateSuccess, "", "already healthy: pool HA is enabled")
+		return end(journal.StateSuccess, "", "already healthy: pool HA is enabled")
 	}
 	if err := x.holds(ctx, s, ""); err != nil {
 		return err
 	}
 	if b := enableBlockers(s, x.pool.HeartbeatSR, ""); len(b) > 0 {
-		return end(StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+strings.Join(b, "; "))
+		return end(journal.StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+strings.Join(b, "; "))
 	}
 	if x.rec.DryRun {
-		return end(StateDryRun, "", planText(enableCall(x, s), "wait until pool HA is enabled"))
+		return end(journal.StateDryRun, "", planText(enableCall(x, s), "wait until pool HA is enabled"))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -18,9 +19,9 @@ func rejoinHostSteps(host string) []stepSpec {
 			h, ok := s.Host(host)
 			switch {
 			case !ok:
-				return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
+				return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is no longer a member of the pool; pool left untouched", host))
 			case h.Live:
-				return end(StateSuccess, "", fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h)))
+				return end(journal.StateSuccess, "", fmt.Sprintf("host %s rejoined by itself (%s); pool left untouched", host, hostState(h)))
 			}
 			return nil
 		}),
@@ -37,21 +38,21 @@ func checkRejoinHost(ctx context.Context, x *execution, host string) error {
 	}
 	h, ok := s.Host(host)
 	if !ok {
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is not a member of pool %s", host, x.rec.Pool))
 	}
 	if h.Live {
-		return end(StateSuccess, "", fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h)))
+		return end(journal.StateSuccess, "", fmt.Sprintf("already healthy: the master sees host %s live (%s)", host, hostState(h)))
 	}
 	master, _ := s.Master()
 	switch {
 	case !s.HAEnabled:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("pool HA is off, so nothing keeps host %s out; it rejoins by itself", host))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("pool HA is off, so nothing keeps host %s out; it rejoins by itself", host))
 	case h.Probe.Role == xapi.RoleEmergency:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is in emergency mode; that is clear_emergency_mode's case", host))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s is in emergency mode; that is clear_emergency_mode's case", host))
 	case h.Probe.Role != xapi.RoleSlave:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer as a slave (%s); disabling pool HA would not bring it back", host, hostState(h)))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s does not answer as a slave (%s); disabling pool HA would not bring it back", host, hostState(h)))
 	case master.Address != "" && h.Probe.MasterAddress != master.Address:
-		return end(StateSkipped, SkipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
+		return end(journal.StateSkipped, SkipPrecondition, fmt.Sprintf("host %s follows master %s, not the pool's master %s (%s)", host, h.Probe.MasterAddress, master.Name, master.Address))
 	}
 	return checkRepair(ctx, x, s, host, "call pool.disable_ha")
 }

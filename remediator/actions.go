@@ -1,10 +1,15 @@
 package remediator
 
-import "context"
+import (
+	"context"
+
+	"xsha/remediator/journal"
+)
 
 // ActionName names an action; it is the key of the policy's actions, the
-// action label of the metrics and the action field of the API.
-type ActionName string
+// action label of the metrics and the action field of the API. The journal
+// records it; the remediator defines the names.
+type ActionName = journal.ActionName
 
 // The actions the remediator knows.
 const (
@@ -72,7 +77,7 @@ func needsHost(name ActionName) bool {
 
 // stepName names a step of an action; names are stable, since the journal
 // matches them when an interrupted action resumes.
-type stepName string
+type stepName = journal.StepName
 
 // Step names shared by the actions.
 const (

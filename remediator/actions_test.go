@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -38,7 +39,7 @@ func TestEnablePoolHASwitchesHABackOn(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("state %s: %s", rec.State, rec.Reason)
 	}
 	if !p.HAEnabled() {
@@ -55,7 +56,7 @@ func TestEnablePoolHASwitchesHABackOn(t *testing.T) {
 			t.Errorf("journal lacks %q:\n%s", s, text)
 		}
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSuccess)
+	h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, journal.StateSuccess)
 	if got := h.counter(h.r.metrics.webhooks, webhookAccepted); got != 1 {
 		t.Errorf("webhooks_total accepted = %v", got)
 	}
@@ -70,7 +71,7 @@ func TestEnablePoolHALostAnswerIsVerified(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("state %s: %s", rec.State, rec.Reason)
 	}
 	text := journalText(h.entriesFor(id))
@@ -109,7 +110,7 @@ func TestEnablePoolHAAlreadyHealthy(t *testing.T) {
 	h := newHarness(t, livePolicy, p)
 	h.start()
 	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-	if rec.State != StateSuccess || !strings.Contains(rec.Reason, "already healthy") {
+	if rec.State != journal.StateSuccess || !strings.Contains(rec.Reason, "already healthy") {
 		t.Fatalf("got %s: %s", rec.State, rec.Reason)
 	}
 	if calls := p.Calls(); len(calls) != 0 {
@@ -144,7 +145,7 @@ func TestEnablePoolHAPreconditions(t *testing.T) {
 			h.start()
 			id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")
 			rec := h.waitFinal(id)
-			if rec.State != StateSkipped {
+			if rec.State != journal.StateSkipped {
 				t.Fatalf("state %s (%s), want skipped", rec.State, rec.Reason)
 			}
 			if !strings.Contains(rec.Reason, tc.reason) {
@@ -159,7 +160,7 @@ func TestEnablePoolHAPreconditions(t *testing.T) {
 			if p.HAEnabled() {
 				t.Error("HA enabled")
 			}
-			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, StateSkipped)
+			h.waitCounter(1, h.r.metrics.actions, ActionEnablePoolHA, journal.StateSkipped)
 		})
 	}
 }
@@ -171,7 +172,7 @@ func TestClearEmergencyModeRecoversOldMaster(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerHostEmergencyMode", "cluster-a", old, "fp-em")
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("state %s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 	}
 	want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
@@ -207,45 +208,45 @@ func TestClearEmergencyModeRefusesWrongOrder(t *testing.T) {
 	h := newHarness(t, livePolicy, p)
 	h.start()
 	rec := h.waitFinal(h.queue("XenServerHostEmergencyMode", "cluster-a", old, "fp-em"))
-	if rec.State != StateFailed || !strings.Contains(rec.Reason, "refusing host.emergency_ha_disable") {
+	if rec.State != journal.StateFailed || !strings.Contains(rec.Reason, "refusing host.emergency_ha_disable") {
 		t.Fatalf("got %s: %s", rec.State, rec.Reason)
 	}
 	if n := p.count("host.emergency_ha_disable"); n != 0 {
 		t.Errorf("emergency_ha_disable called %d times", n)
 	}
-	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, StateFailed)
+	h.waitCounter(1, h.r.metrics.actions, ActionClearEmergencyMode, journal.StateFailed)
 }
 
 func TestClearEmergencyModePreconditions(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(p *fakePool) string
-		state  State
+		state  journal.State
 		reason string
 	}{
-		{"host not in emergency mode", func(p *fakePool) string { p.haEnabled = true; return "cluster-a-h3" }, StateSuccess, "already healthy"},
-		{"host unreachable", func(p *fakePool) string { p.hosts[2].role = xapi.RoleUnreachable; return "cluster-a-h3" }, StateSkipped, "does not answer"},
-		{"unknown host", func(*fakePool) string { return "nope" }, StateSkipped, "not a member"},
+		{"host not in emergency mode", func(p *fakePool) string { p.haEnabled = true; return "cluster-a-h3" }, journal.StateSuccess, "already healthy"},
+		{"host unreachable", func(p *fakePool) string { p.hosts[2].role = xapi.RoleUnreachable; return "cluster-a-h3" }, journal.StateSkipped, "does not answer"},
+		{"unknown host", func(*fakePool) string { return "nope" }, journal.StateSkipped, "not a member"},
 		{"another host not live", func(p *fakePool) string {
 			old := p.emergencyOldMaster()
 			p.hosts[3].live = false
 			return old
-		}, StateSkipped, "could not be re-enabled afterwards): host cluster-a-h4 is not live"},
-		{"VM HA set", func(p *fakePool) string { old := p.emergencyOldMaster(); p.vmsProtected = 1; return old }, StateSkipped, "HA restart priority"},
+		}, journal.StateSkipped, "could not be re-enabled afterwards): host cluster-a-h4 is not live"},
+		{"VM HA set", func(p *fakePool) string { old := p.emergencyOldMaster(); p.vmsProtected = 1; return old }, journal.StateSkipped, "HA restart priority"},
 		// Its own path to the heartbeat SR lost: disarmed, it would rejoin
 		// and leave pool HA off for good.
 		{"its heartbeat SR unplugged", func(p *fakePool) string {
 			old := p.emergencyOldMaster()
 			p.hosts[0].srAttached = false
 			return old
-		}, StateSkipped, "heartbeat SR MGMT-HA is not attached on host cluster-a-h1, so pool HA could not be re-enabled once it rejoins"},
+		}, journal.StateSkipped, "heartbeat SR MGMT-HA is not attached on host cluster-a-h1, so pool HA could not be re-enabled once it rejoins"},
 		// pool.disable_ha without the statefile waits for every host,
 		// the emergency-mode one too, retrying without end (xapi_ha.ml).
 		{"master without the statefile", func(p *fakePool) string {
 			old := p.emergencyOldMaster()
 			p.hosts[1].noStatefile = true
 			return old
-		}, StateSkipped, "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer"},
+		}, journal.StateSkipped, "the master cannot reach the HA statefile, so pool.disable_ha would wait for every host to answer"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,7 +278,7 @@ func TestRejoinHost(t *testing.T) {
 	h := newHarness(t, livePolicy, p)
 	h.start()
 	rec := h.waitFinal(h.queue("XenServerHostCannotRejoin", "cluster-a", "cluster-a-h3", "fp-rj"))
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("state %s: %s", rec.State, rec.Reason)
 	}
 	want := []string{"pool.disable_ha", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
@@ -307,7 +308,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 			h.start()
 			id := h.queue(tc.alert, "cluster-a", host, "fp")
 			rec := h.waitFinal(id)
-			if rec.State != StateDryRun || !rec.DryRun {
+			if rec.State != journal.StateDryRun || !rec.DryRun {
 				t.Fatalf("state %s: %s", rec.State, rec.Reason)
 			}
 			if !strings.Contains(rec.Reason, tc.plan) {
@@ -324,7 +325,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 			if code, out := h.post(message(firing(tc.alert, "cluster-a", host, "fp", t0))); code != 200 || out["alerts"].([]any)[0].(map[string]any)["verdict"] != string(VerdictDuplicate) {
 				t.Errorf("repeat: %d %v", code, out)
 			}
-			h.waitCounter(1, h.r.metrics.actions, rec.Name, StateDryRun)
+			h.waitCounter(1, h.r.metrics.actions, rec.Name, journal.StateDryRun)
 		})
 	}
 }
@@ -387,7 +388,7 @@ func TestHoldsStopActions(t *testing.T) {
 			}
 			h.start()
 			rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-			if rec.State != StateSkipped || !strings.Contains(rec.Reason, tc.reason) {
+			if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, tc.reason) {
 				t.Fatalf("got %s: %q, want skipped: %q", rec.State, rec.Reason, tc.reason)
 			}
 			if calls := p.Calls(); len(calls) != 0 {
@@ -404,7 +405,7 @@ func TestHoldsStopActions(t *testing.T) {
 				t.Errorf("xsha_remediator_hold = %v after lifting", got)
 			}
 			rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1"))
-			if rec.State != StateSuccess || !p.HAEnabled() {
+			if rec.State != journal.StateSuccess || !p.HAEnabled() {
 				t.Fatalf("after lifting: %s: %s", rec.State, rec.Reason)
 			}
 		})
@@ -435,7 +436,7 @@ func TestDuplicateAndConcurrentWebhooksRunOneAction(t *testing.T) {
 	}
 	h.start()
 	rec := h.waitFinal(recs[0].ID)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("state %s: %s", rec.State, rec.Reason)
 	}
 	if len(rec.Episodes) != 2 {
@@ -468,21 +469,21 @@ func TestResolvedCancelsPendingAndNeverWrites(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %v", code, out)
 	}
-	if rec := h.record(id); rec.State != StateCancelled {
+	if rec := h.record(id); rec.State != journal.StateCancelled {
 		t.Fatalf("state %s, want cancelled", rec.State)
 	}
 	h.start()
 	// The runner takes a pool's actions oldest first: once a later action
 	// on the pool has ended, it has passed the cancelled one.
 	barrier := h.waitFinal(h.queue("XenServerHostEmergencyMode", "cluster-a", "cluster-a-h2", "fp-barrier"))
-	if barrier.State != StateSuccess {
+	if barrier.State != journal.StateSuccess {
 		t.Fatalf("barrier action %s: %s", barrier.State, barrier.Reason)
 	}
 	h.stop()
 	if calls := p.Calls(); len(calls) != 0 {
 		t.Fatalf("resolved alerts led to writes: %v", calls)
 	}
-	if rec := h.record(id); rec.State != StateCancelled || len(rec.Steps) != 0 {
+	if rec := h.record(id); rec.State != journal.StateCancelled || len(rec.Steps) != 0 {
 		t.Errorf("the cancelled action ran: %s %+v", rec.State, rec.Steps)
 	}
 	if recs, _ := h.r.recentActions(10); len(recs) != 2 {
@@ -503,25 +504,25 @@ func TestBudgetCooldownAndBackoff(t *testing.T) {
 	h.start()
 
 	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep1"))
-	if rec.State != StateFailed || !strings.Contains(rec.Reason, "HA_FAILED_TO_FORM_LIVESET") {
+	if rec.State != journal.StateFailed || !strings.Contains(rec.Reason, "HA_FAILED_TO_FORM_LIVESET") {
 		t.Fatalf("first: %s: %s", rec.State, rec.Reason)
 	}
 	// Within the backoff: skipped.
 	advance(30 * time.Second)
 	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep1"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "backoff after 1 consecutive failure") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "backoff after 1 consecutive failure") {
 		t.Fatalf("backoff: %s: %s", rec.State, rec.Reason)
 	}
 	// After it: a second attempt, failing again; the backoff doubles.
 	advance(time.Minute)
 	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep1"))
-	if rec.State != StateFailed {
+	if rec.State != journal.StateFailed {
 		t.Fatalf("second: %s: %s", rec.State, rec.Reason)
 	}
 	advance(3 * time.Minute)
 	// Budget: 2 attempts in the hour are spent; the remediator stops and says so.
 	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep1"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "attempt budget spent: 2 action(s) wrote to pool cluster-a in the last hour") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "attempt budget spent: 2 action(s) wrote to pool cluster-a in the last hour") {
 		t.Fatalf("budget: %s: %s", rec.State, rec.Reason)
 	}
 	if got := h.counter(h.r.metrics.skips, ActionEnablePoolHA, SkipBudget); got != 1 {
@@ -534,13 +535,13 @@ func TestBudgetCooldownAndBackoff(t *testing.T) {
 	advance(time.Hour)
 	p.withLock(func(p *fakePool) { p.enableErr = nil })
 	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep1"))
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("after an hour: %s: %s", rec.State, rec.Reason)
 	}
 	p.withLock(func(p *fakePool) { p.haEnabled = false })
 	advance(time.Minute)
 	rec = h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "ep2"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "cooldown") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "cooldown") {
 		t.Fatalf("cooldown: %s: %s", rec.State, rec.Reason)
 	}
 }
@@ -557,7 +558,7 @@ func TestPolicyReloadSkipsQueuedActions(t *testing.T) {
 	h.r.SetPolicy(pol)
 	h.start()
 	rec := h.waitFinal(id)
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "does not allow enable_pool_ha on pool cluster-a") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "does not allow enable_pool_ha on pool cluster-a") {
 		t.Fatalf("%s: %s", rec.State, rec.Reason)
 	}
 	if calls := p.Calls(); len(calls) != 0 {

@@ -17,8 +17,14 @@ import (
 
 	"xsha/cloudstack"
 	"xsha/config"
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
+
+// sharedPollInterval is how often a replica's pool runners look for open
+// actions in a shared journal: another replica's intake does not wake
+// them, and a dead replica's action is found this way.
+const sharedPollInterval = 2 * time.Second
 
 // Options configure an App: everything xsha-remediator's flags say.
 type Options struct {
@@ -34,9 +40,9 @@ type Options struct {
 	Replica string
 	// Etcd, when set, keeps the journal in etcd instead of JournalPath,
 	// shared by every replica with the same endpoints and prefix.
-	Etcd *EtcdOptions
+	Etcd *journal.EtcdOptions
 	// Retention is how long finished actions and their journal entries are
-	// kept; DefaultRetention when zero, at least a day.
+	// kept; journal.DefaultRetention when zero, at least a day.
 	Retention time.Duration
 	// Auth authenticates the webhook and the hold API; required (use
 	// NoAuth to turn authentication off explicitly).
@@ -64,7 +70,7 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	cfg     *config.Config
-	journal journal
+	journal journal.Journal
 	engine  *engine
 	closers []func(context.Context)
 
@@ -88,7 +94,7 @@ func New(opts Options) (*App, error) {
 	}
 	switch {
 	case opts.Retention == 0:
-		opts.Retention = DefaultRetention
+		opts.Retention = journal.DefaultRetention
 	case opts.Retention < minRetention:
 		return nil, fmt.Errorf("journal retention %s: must be at least %s", opts.Retention, minRetention)
 	}
@@ -130,12 +136,12 @@ func New(opts Options) (*App, error) {
 		poll   time.Duration
 	)
 	if opts.Etcd != nil {
-		ej, err := openEtcdJournal(*opts.Etcd)
+		ej, err := journal.OpenEtcd(*opts.Etcd)
 		if err != nil {
 			return nil, err
 		}
 		a.journal, locker, poll = ej, ej, sharedPollInterval
-	} else if a.journal, err = openBoltJournal(opts.JournalPath); err != nil {
+	} else if a.journal, err = journal.OpenBolt(opts.JournalPath); err != nil {
 		return nil, err
 	}
 	xm := xapi.NewMetrics(opts.Registry)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"xsha/remediator/journal"
 )
 
 // The shared mode's costs, for `make bench` (XSHA_BENCH=1; not part of
@@ -30,9 +32,9 @@ func benchEnabled(t *testing.T) {
 func TestBenchWebhookLatency(t *testing.T) {
 	benchEnabled(t)
 	const rate, dur = 100, 30 * time.Second
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			withJournal(t, b, func(t *testing.T) {
+	for _, name := range journalNames {
+		t.Run(name, func(t *testing.T) {
+			withJournal(t, journalOpeners[name], func(t *testing.T) {
 				p := newFakePool("cluster-a")
 				h := newHarness(t, livePolicy, p)
 				h.start()
@@ -67,7 +69,7 @@ func TestBenchWebhookLatency(t *testing.T) {
 				slices.Sort(took)
 				q := func(f float64) time.Duration { return took[int(f*float64(len(took)-1))].Round(10 * time.Microsecond) }
 				t.Logf("journal %s: %d webhooks at %d/s for %s: answer time p50 %s, p99 %s, max %s; %d not 200",
-					b.name, len(took), rate, dur, q(0.5), q(0.99), took[len(took)-1].Round(10*time.Microsecond), bad)
+					name, len(took), rate, dur, q(0.5), q(0.99), took[len(took)-1].Round(10*time.Microsecond), bad)
 				if bad > 0 {
 					t.Errorf("%d webhooks not accepted", bad)
 				}
@@ -101,7 +103,7 @@ func TestBenchTakeover(t *testing.T) {
 					if method == "host.emergency_ha_disable" {
 						once.Do(func() {
 							died = time.Now()
-							a.journal.(*etcdJournal).cli.Close() // SIGKILL: the lease is not revoked
+							a.journal.(*journal.Etcd).Abandon() // SIGKILL: the lease is not revoked
 							close(crashed)
 						})
 					}
@@ -120,7 +122,7 @@ func TestBenchTakeover(t *testing.T) {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				if rec := b.waitFinal(id); rec.State != StateSuccess {
+				if rec := b.waitFinal(id); rec.State != journal.StateSuccess {
 					t.Errorf("action %s: %s", rec.State, rec.Reason)
 				}
 			})

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 )
 
 // defaultMaxBodyBytes caps webhook request bodies.
@@ -30,7 +31,7 @@ type engineOptions struct {
 	// Policy is the policy to start with; SetPolicy replaces it.
 	Policy *Policy
 	// Journal is the open journal.
-	Journal journal
+	Journal journal.Journal
 	// Clients gives each configured pool's XAPI client by pool name.
 	Clients map[string]PoolClient
 	// Maintenance, when set, holds pools whose CloudStack cluster has hosts
@@ -66,18 +67,20 @@ type engineOptions struct {
 
 // poolLocker gives one replica at a time a pool's actions.
 type poolLocker interface {
-	// lockPool waits until this replica holds the pool. It returns a
+	// LockPool waits until this replica holds the pool. It returns a
 	// context that ends when the replica loses the pool (its lease
 	// expired) or ctx ends, and the function that releases the pool.
-	lockPool(ctx context.Context, pool string) (context.Context, func(), error)
+	LockPool(ctx context.Context, pool string) (context.Context, func(), error)
 }
+
+var _ poolLocker = (*journal.Etcd)(nil)
 
 // engine is the webhook intake, the journal-backed queue and the
 // per-pool action runners.
 type engine struct {
 	cfg         *config.Config
 	policy      atomic.Pointer[Policy]
-	journal     journal
+	journal     journal.Journal
 	clients     map[string]PoolClient
 	maintenance maintenanceSource
 	cloudStack  cloudStackHosts
@@ -180,7 +183,7 @@ func newEngine(opts engineOptions) (*engine, error) {
 	}
 	r.limiter = newRunLimiter(r.metrics)
 	r.policy.Store(opts.Policy)
-	r.journal.setClock(r.now)
+	r.journal.SetClock(r.now)
 	for _, p := range r.cfg.Pools {
 		r.wake[p.Name] = make(chan struct{}, 1)
 	}

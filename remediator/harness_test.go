@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 )
 
 const testToken = "s3cret-token"
@@ -39,22 +39,21 @@ step_timeout: 30s
 
 // harness runs a Remediator on fake pools behind an HTTP test server.
 type harness struct {
-	t           *testing.T
-	r           *engine
-	pools       map[string]*fakePool
-	clients     map[string]PoolClient
-	srv         *httptest.Server
-	journalPath string
-	// openJournal opens the journal, again after a restart; the bbolt
-	// file at journalPath unless a test chose another backend.
-	openJournal func() (journal, error)
+	t       *testing.T
+	r       *engine
+	pools   map[string]*fakePool
+	clients map[string]PoolClient
+	srv     *httptest.Server
+	// openJournal opens the journal, again after a restart: the one
+	// testJournalEnv names unless a test chose another.
+	openJournal func() (journal.Journal, error)
 	// replica names the engine; poll is its runners' poll interval (the
 	// engine's default when zero).
 	replica string
 	poll    time.Duration
 	// cs is the CloudStack side of workflows; nil for none.
 	cs      cloudStackHosts
-	journal journal
+	journal journal.Journal
 	reg     *prometheus.Registry
 	cfg     *config.Config
 	policy  *Policy
@@ -86,10 +85,11 @@ func newHarnessClock(t *testing.T, policyYAML string, now func() time.Time, pool
 // newHarnessWith builds a harness on any clients.
 func newHarnessWith(t *testing.T, cfg *config.Config, clients map[string]PoolClient, policyYAML string, now func() time.Time) *harness {
 	t.Helper()
-	h := &harness{t: t, cfg: cfg, clients: clients, journalPath: filepath.Join(t.TempDir(), "journal.db"), now: now}
-	h.openJournal = func() (journal, error) { return openBoltJournal(h.journalPath) }
+	h := &harness{t: t, cfg: cfg, clients: clients, now: now}
 	if harnessJournal != nil {
 		h.openJournal = harnessJournal(t)
+	} else {
+		h.openJournal = testJournal(t)(t)
 	}
 	pol, err := parsePolicy([]byte(policyYAML))
 	if err != nil {
@@ -224,10 +224,10 @@ func actionIDs(out map[string]any) []uint64 {
 	return ids
 }
 
-func (h *harness) record(id uint64) *Action {
+func (h *harness) record(id uint64) *journal.Action {
 	h.t.Helper()
-	var rec *Action
-	if err := h.journal.View(func(tx journalTx) error {
+	var rec *journal.Action
+	if err := h.journal.View(func(tx journal.Tx) error {
 		var err error
 		rec, err = tx.Get(id)
 		return err
@@ -238,11 +238,11 @@ func (h *harness) record(id uint64) *Action {
 }
 
 // waitFinal polls until the action has a final state.
-func (h *harness) waitFinal(id uint64) *Action {
+func (h *harness) waitFinal(id uint64) *journal.Action {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if rec := h.record(id); !rec.open() {
+		if rec := h.record(id); !rec.Open() {
 			return rec
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -252,10 +252,10 @@ func (h *harness) waitFinal(id uint64) *Action {
 }
 
 // entries returns every journal entry.
-func (h *harness) entries() []Entry {
+func (h *harness) entries() []journal.Entry {
 	h.t.Helper()
-	var out []Entry
-	if err := h.journal.View(func(tx journalTx) error {
+	var out []journal.Entry
+	if err := h.journal.View(func(tx journal.Tx) error {
 		var err error
 		out, err = tx.Entries(0, 1<<30)
 		return err
@@ -265,10 +265,10 @@ func (h *harness) entries() []Entry {
 	return out
 }
 
-func (h *harness) entriesFor(id uint64) []Entry {
+func (h *harness) entriesFor(id uint64) []journal.Entry {
 	h.t.Helper()
-	var out []Entry
-	if err := h.journal.View(func(tx journalTx) error {
+	var out []journal.Entry
+	if err := h.journal.View(func(tx journal.Tx) error {
 		var err error
 		out, err = tx.EntriesFor(id)
 		return err
@@ -278,7 +278,7 @@ func (h *harness) entriesFor(id uint64) []Entry {
 	return out
 }
 
-func journalText(es []Entry) string {
+func journalText(es []journal.Entry) string {
 	var b strings.Builder
 	for _, e := range es {
 		b.WriteString(e.Message)
@@ -313,4 +313,13 @@ func (h *harness) waitCounter(want float64, c prometheus.Collector, labels ...an
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// ids returns the actions' IDs.
+func ids(as []*journal.Action) []uint64 {
+	var out []uint64
+	for _, a := range as {
+		out = append(out, a.ID)
+	}
+	return out
 }

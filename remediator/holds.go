@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -21,9 +22,9 @@ type autoHold struct {
 // file), global holds included. Holds keep actions from starting; an
 // action already running finishes: stopping a repair between disabling and
 // re-enabling pool HA would leave the pool without master failover.
-func (r *engine) manualHold(tx journalTx, pol *Policy, pool string) (Hold, bool, error) {
+func (r *engine) manualHold(tx journal.Tx, pol *Policy, pool string) (journal.Hold, bool, error) {
 	if reason, ok := pol.heldByFile(pool); ok {
-		h := Hold{Pool: pool, Reason: reason, Source: HoldSourceFile}
+		h := journal.Hold{Pool: pool, Reason: reason, Source: journal.HoldSourceFile}
 		if pol.Holds.All {
 			h.Pool = ""
 		}
@@ -31,14 +32,14 @@ func (r *engine) manualHold(tx journalTx, pol *Policy, pool string) (Hold, bool,
 	}
 	holds, err := tx.Holds()
 	if err != nil {
-		return Hold{}, false, err
+		return journal.Hold{}, false, err
 	}
 	for _, h := range holds {
 		if h.Pool == "" || h.Pool == pool {
 			return h, true, nil
 		}
 	}
-	return Hold{}, false, nil
+	return journal.Hold{}, false, nil
 }
 
 // autoHolds returns why the pool is held by its own state: a host other
@@ -82,8 +83,8 @@ func (r *engine) autoHolds(ctx context.Context, pool string, snap *xapi.Snapshot
 // updateHoldGauges sets xsha_remediator_hold for every configured pool.
 func (r *engine) updateHoldGauges() {
 	pol := r.policy.Load()
-	var api []Hold
-	_ = r.journal.View(func(tx journalTx) error {
+	var api []journal.Hold
+	_ = r.journal.View(func(tx journal.Tx) error {
 		var err error
 		api, err = tx.Holds()
 		return err
@@ -110,18 +111,18 @@ func (r *engine) updateHoldGauges() {
 
 // holdsView lists every hold in force: from the file, the API, and the
 // last automatic evaluation of each pool.
-func (r *engine) holdsView() ([]Hold, error) {
+func (r *engine) holdsView() ([]journal.Hold, error) {
 	pol := r.policy.Load()
-	var out []Hold
+	var out []journal.Hold
 	if pol.Holds.All {
 		reason, _ := pol.heldByFile("")
-		out = append(out, Hold{Reason: reason, Source: HoldSourceFile})
+		out = append(out, journal.Hold{Reason: reason, Source: journal.HoldSourceFile})
 	}
 	for _, p := range pol.Holds.Pools {
 		reason, _ := pol.heldByFile(p)
-		out = append(out, Hold{Pool: p, Reason: reason, Source: HoldSourceFile})
+		out = append(out, journal.Hold{Pool: p, Reason: reason, Source: journal.HoldSourceFile})
 	}
-	err := r.journal.View(func(tx journalTx) error {
+	err := r.journal.View(func(tx journal.Tx) error {
 		api, err := tx.Holds()
 		out = append(out, api...)
 		return err
@@ -132,7 +133,7 @@ func (r *engine) holdsView() ([]Hold, error) {
 	r.mu.Lock()
 	for pool, a := range r.autoHeld {
 		for _, reason := range a.Reasons {
-			out = append(out, Hold{Pool: pool, Reason: reason, Since: a.At, Source: HoldSourceAuto})
+			out = append(out, journal.Hold{Pool: pool, Reason: reason, Since: a.At, Source: journal.HoldSourceAuto})
 		}
 	}
 	r.mu.Unlock()
@@ -153,12 +154,12 @@ func (r *engine) setHold(pool, reason string) error {
 	if reason == "" {
 		reason = "held through the API"
 	}
-	h := Hold{Pool: pool, Reason: reason, Since: r.now(), Source: HoldSourceAPI}
-	err := r.journal.Update(func(tx journalTx) error {
+	h := journal.Hold{Pool: pool, Reason: reason, Since: r.now(), Source: journal.HoldSourceAPI}
+	err := r.journal.Update(func(tx journal.Tx) error {
 		if err := tx.PutHold(h); err != nil {
 			return err
 		}
-		return tx.Append(Entry{Kind: KindHold, Pool: pool, Message: "hold set: " + reason})
+		return tx.Append(journal.Entry{Kind: journal.KindHold, Pool: pool, Message: "hold set: " + reason})
 	})
 	if err != nil {
 		return fmt.Errorf("recording hold: %w", err)
@@ -170,12 +171,12 @@ func (r *engine) setHold(pool, reason string) error {
 // liftHold lifts a hold set through the API and reports whether one was set.
 func (r *engine) liftHold(pool string) (bool, error) {
 	var found bool
-	err := r.journal.Update(func(tx journalTx) error {
+	err := r.journal.Update(func(tx journal.Tx) error {
 		var err error
 		if found, err = tx.DeleteHold(pool); err != nil || !found {
 			return err
 		}
-		return tx.Append(Entry{Kind: KindHold, Pool: pool, Message: "hold lifted"})
+		return tx.Append(journal.Entry{Kind: journal.KindHold, Pool: pool, Message: "hold lifted"})
 	})
 	if err != nil {
 		return false, fmt.Errorf("recording hold: %w", err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/gorilla/mux"
+
+	"xsha/remediator/journal"
 )
 
 // router serves the remediator's HTTP side, with gorilla/mux as the
@@ -137,9 +139,9 @@ func limitParam(req *http.Request) int {
 }
 
 // recentActions returns up to limit actions, newest first.
-func (r *engine) recentActions(limit int) ([]*Action, error) {
-	var recs []*Action
-	err := r.journal.View(func(tx journalTx) error {
+func (r *engine) recentActions(limit int) ([]*journal.Action, error) {
+	var recs []*journal.Action
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
 		recs, err = tx.Recent(limit)
 		return err
@@ -155,7 +157,7 @@ func (r *engine) handleActions(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if recs == nil {
-		recs = []*Action{}
+		recs = []*journal.Action{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"actions": recs})
 }
@@ -163,9 +165,9 @@ func (r *engine) handleActions(w http.ResponseWriter, req *http.Request) {
 // handleAction is GET /api/v1/actions/{id}: the action and its journal.
 func (r *engine) handleAction(w http.ResponseWriter, req *http.Request) {
 	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
-	var rec *Action
-	var entries []Entry
-	err := r.journal.View(func(tx journalTx) error {
+	var rec *journal.Action
+	var entries []journal.Entry
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
 		if rec, err = tx.Get(id); err != nil {
 			return err
@@ -184,8 +186,8 @@ func (r *engine) handleAction(w http.ResponseWriter, req *http.Request) {
 // entries in order.
 func (r *engine) handleJournal(w http.ResponseWriter, req *http.Request) {
 	after, _ := strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
-	var entries []Entry
-	err := r.journal.View(func(tx journalTx) error {
+	var entries []journal.Entry
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
 		entries, err = tx.Entries(after, limitParam(req))
 		return err
@@ -195,7 +197,7 @@ func (r *engine) handleJournal(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if entries == nil {
-		entries = []Entry{}
+		entries = []journal.Entry{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 }

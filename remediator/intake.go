@@ -1,12 +1,15 @@
 package remediator
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
+
+	"xsha/remediator/journal"
 )
 
 // Verdict is what the remediator decided about one alert.
@@ -86,8 +89,8 @@ func episodeKey(action ActionName, target, fingerprint string, startsAt time.Tim
 func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, error) {
 	pol := r.policy.Load()
 	var verdicts []AlertVerdict
-	var storm stormState
-	err := r.journal.Update(func(tx journalTx) error {
+	var storm journal.Breaker
+	err := r.journal.Update(func(tx journal.Tx) error {
 		verdicts = verdicts[:0]
 		// The storm guard counts the whole message before deciding any of it.
 		seen := make([]alertLabels, 0, len(msg.Alerts))
@@ -120,7 +123,7 @@ func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, er
 		case VerdictQueued:
 			r.wakePool(v.pool)
 		case VerdictSkipped:
-			r.metrics.actions.WithLabelValues(string(v.action), string(StateSkipped)).Inc()
+			r.metrics.actions.WithLabelValues(string(v.action), string(journal.StateSkipped)).Inc()
 			r.metrics.skips.WithLabelValues(string(v.action), string(v.skip)).Inc()
 		case VerdictCancelled:
 			r.metrics.skips.WithLabelValues(string(v.action), string(SkipResolved)).Inc()
@@ -131,15 +134,15 @@ func (r *engine) intake(msg *webhook.Message, remote string) ([]AlertVerdict, er
 
 // decision is one alert being decided within an intake transaction.
 type decision struct {
-	tx               journalTx
+	tx               journal.Tx
 	v                AlertVerdict
 	name, pool, host string
 }
 
 // verdict journals the verdict about the alert and returns it.
-func (d *decision) verdict(verdict Verdict, reason string, rec *Action) (AlertVerdict, error) {
+func (d *decision) verdict(verdict Verdict, reason string, rec *journal.Action) (AlertVerdict, error) {
 	d.v.Verdict, d.v.Reason = verdict, reason
-	e := Entry{Kind: KindVerdict, Pool: d.pool, Host: d.host, Action: d.v.action,
+	e := journal.Entry{Kind: journal.KindVerdict, Pool: d.pool, Host: d.host, Action: d.v.action,
 		Message: fmt.Sprintf("alert %s (%s): %s", d.name, d.v.Fingerprint, verdict)}
 	if reason != "" {
 		e.Message += ": " + reason
@@ -152,21 +155,21 @@ func (d *decision) verdict(verdict Verdict, reason string, rec *Action) (AlertVe
 
 // record creates an action for the episode in the given state and journals
 // what happened to it.
-func (d *decision) record(rec *Action, key, msg string) error {
+func (d *decision) record(rec *journal.Action, key, msg string) error {
 	if err := d.tx.Create(rec); err != nil {
 		return err
 	}
 	if err := d.tx.SetEpisode(key, rec.ID); err != nil {
 		return err
 	}
-	return d.tx.AppendFor(rec, KindAction, msg, nil)
+	return d.tx.AppendFor(rec, journal.KindAction, msg, nil)
 }
 
 // skip records a skipped action, so the status page and the API show it,
 // and returns the skipped verdict.
-func (d *decision) skip(pol *Policy, ref AlertRef, key string, kind SkipReason, reason string) (AlertVerdict, error) {
-	rec := &Action{Name: d.v.action, Pool: d.pool, Host: d.host, State: StateSkipped, Reason: reason,
-		Alert: ref, Episodes: []string{key}, DryRun: pol.dryRunFor(d.v.action), Finished: d.tx.now()}
+func (d *decision) skip(pol *Policy, ref journal.AlertRef, key string, kind SkipReason, reason string) (AlertVerdict, error) {
+	rec := &journal.Action{Name: d.v.action, Pool: d.pool, Host: d.host, State: journal.StateSkipped, Reason: reason,
+		Alert: ref, Episodes: []string{key}, DryRun: pol.dryRunFor(d.v.action), Finished: d.tx.Now()}
 	if err := d.record(rec, key, "skipped: "+reason); err != nil {
 		return d.v, err
 	}
@@ -178,10 +181,10 @@ func (d *decision) skip(pol *Policy, ref AlertRef, key string, kind SkipReason, 
 // labels: ignored, resolved (cancelling a pending action), a duplicate of
 // an episode already answered, joined to an open action on the same target,
 // skipped, or queued as a new action.
-func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
+func (r *engine) decide(tx journal.Tx, pol *Policy, msg *webhook.Message, a template.Alert, remote string) (AlertVerdict, error) {
 	d := &decision{tx: tx, name: a.Labels["alertname"], pool: a.Labels["pool"], host: a.Labels["host"]}
 	d.v = AlertVerdict{Fingerprint: a.Fingerprint, Alert: d.name, Status: a.Status, pool: d.pool}
-	err := tx.Append(Entry{Kind: KindAlert, Pool: d.pool, Host: d.host,
+	err := tx.Append(journal.Entry{Kind: journal.KindAlert, Pool: d.pool, Host: d.host,
 		Message: fmt.Sprintf("alert %s %s", d.name, a.Status),
 		Data: mustJSON(alertEntry{Status: a.Status, Labels: a.Labels, Fingerprint: a.Fingerprint,
 			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GroupKey: msg.GroupKey, Receiver: msg.Receiver,
@@ -199,8 +202,8 @@ func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a templ
 	if !needsHost(action) {
 		d.host = ""
 	}
-	ref := AlertRef{Name: d.name, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, GroupKey: msg.GroupKey}
-	key := episodeKey(action, targetKey(d.pool, d.host), a.Fingerprint, a.StartsAt)
+	ref := journal.AlertRef{Name: d.name, Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, GroupKey: msg.GroupKey}
+	key := episodeKey(action, journal.TargetKey(d.pool, d.host), a.Fingerprint, a.StartsAt)
 
 	if a.Status == statusResolved {
 		return d.resolve(key)
@@ -222,11 +225,11 @@ func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a templ
 			return d.v, err
 		}
 		switch {
-		case prev.open():
+		case prev.Open():
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d answers this episode and is %s", prev.ID, prev.State), prev)
-		case prev.State == StateSuccess, prev.State == StateCancelled:
+		case prev.State == journal.StateSuccess, prev.State == journal.StateCancelled:
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode (%s)", prev.ID, prev.State), prev)
-		case prev.State == StateDryRun && pol.dryRunFor(action):
+		case prev.State == journal.StateDryRun && pol.dryRunFor(action):
 			return d.verdict(VerdictDuplicate, fmt.Sprintf("action %d already answered this episode in dry-run mode", prev.ID), prev)
 		}
 		// Failed or skipped before, or dry-run then and live now: evaluate again.
@@ -258,7 +261,7 @@ func (r *engine) decide(tx journalTx, pol *Policy, msg *webhook.Message, a templ
 	} else if kind != "" {
 		return d.skip(pol, ref, key, kind, reason)
 	}
-	rec := &Action{Name: action, Pool: d.pool, Host: d.host, State: StatePending,
+	rec := &journal.Action{Name: action, Pool: d.pool, Host: d.host, State: journal.StatePending,
 		DryRun: pol.dryRunFor(action), Alert: ref, Episodes: []string{key}}
 	queued := "queued"
 	if rec.DryRun {
@@ -282,7 +285,7 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 		return d.v, err
 	}
 	switch rec.State {
-	case StatePending:
+	case journal.StatePending:
 		if !slices.Contains(rec.Resolved, key) {
 			rec.Resolved = append(rec.Resolved, key)
 		}
@@ -292,15 +295,15 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 			}
 			return d.verdict(VerdictResolved, fmt.Sprintf("action %d still answers other firing alerts", rec.ID), rec)
 		}
-		rec.State, rec.Reason, rec.Finished = StateCancelled, "the alert resolved before the action started", d.tx.now()
+		rec.State, rec.Reason, rec.Finished = journal.StateCancelled, "the alert resolved before the action started", d.tx.Now()
 		if err := d.tx.Put(rec); err != nil {
 			return d.v, err
 		}
-		if err := d.tx.AppendFor(rec, KindAction, "cancelled: "+rec.Reason, nil); err != nil {
+		if err := d.tx.AppendFor(rec, journal.KindAction, "cancelled: "+rec.Reason, nil); err != nil {
 			return d.v, err
 		}
 		return d.verdict(VerdictCancelled, rec.Reason, rec)
-	case StateRunning:
+	case journal.StateRunning:
 		return d.verdict(VerdictResolved, fmt.Sprintf("action %d is running; it re-checks live state before every step", rec.ID), rec)
 	default:
 		return d.verdict(VerdictResolved, fmt.Sprintf("action %d ended %s", rec.ID, rec.State), rec)
@@ -310,8 +313,8 @@ func (d *decision) resolve(key string) (AlertVerdict, error) {
 // gate applies the policy (which may have been reloaded since the alert
 // came), holds set by operators, cooldown, backoff and the hourly attempt
 // budget. It returns the skip reason kind and text, or "".
-func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host string) (SkipReason, string, error) {
-	now := tx.now()
+func (r *engine) gate(tx journal.Tx, pol *Policy, action ActionName, pool, host string) (SkipReason, string, error) {
+	now := tx.Now()
 	if !pol.allows(action, pool) {
 		return SkipNotAllowed, fmt.Sprintf("the policy does not allow %s on pool %s", action, pool), nil
 	}
@@ -327,7 +330,7 @@ func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host s
 	if reason, held, err := workflowHold(tx, action, pool); err != nil || held {
 		return SkipHold, reason, err
 	}
-	if storm, err := tx.stormState(); err != nil {
+	if storm, err := tx.Breaker(); err != nil {
 		return "", "", err
 	} else if why := breakerGate(storm); why != "" {
 		return SkipBreaker, why, nil
@@ -337,22 +340,22 @@ func (r *engine) gate(tx journalTx, pol *Policy, action ActionName, pool, host s
 		// guard against alert loops, not against planned work.
 		return "", "", nil
 	}
-	ts, err := tx.target(targetKey(pool, host))
+	ts, err := tx.Target(journal.TargetKey(pool, host))
 	if err != nil {
 		return "", "", err
 	}
 	if cd := time.Duration(pol.Cooldown); !ts.LastSuccess.IsZero() && now.Sub(ts.LastSuccess) < cd {
 		return SkipCooldown, fmt.Sprintf("cooldown: the last action on %s succeeded at %s; next one allowed after %s",
-			targetKey(pool, host), ts.LastSuccess.UTC().Format(time.RFC3339), ts.LastSuccess.Add(cd).UTC().Format(time.RFC3339)), nil
+			journal.TargetKey(pool, host), ts.LastSuccess.UTC().Format(time.RFC3339), ts.LastSuccess.Add(cd).UTC().Format(time.RFC3339)), nil
 	}
 	if ts.Failures > 0 {
 		wait := backoffFor(time.Duration(pol.Backoff), ts.Failures)
 		if now.Sub(ts.LastFailure) < wait {
 			return SkipBackoff, fmt.Sprintf("backoff after %d consecutive failure(s) on %s: next attempt allowed after %s",
-				ts.Failures, targetKey(pool, host), ts.LastFailure.Add(wait).UTC().Format(time.RFC3339)), nil
+				ts.Failures, journal.TargetKey(pool, host), ts.LastFailure.Add(wait).UTC().Format(time.RFC3339)), nil
 		}
 	}
-	attempts, err := tx.attempts(pool, now)
+	attempts, err := tx.Attempts(pool, now)
 	if err != nil {
 		return "", "", err
 	}
@@ -371,4 +374,13 @@ func backoffFor(base time.Duration, failures int) time.Duration {
 		d *= 2
 	}
 	return min(d, time.Hour)
+}
+
+// mustJSON encodes values that always encode (plain structs).
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encoding journal data: %v", err))
+	}
+	return b
 }

@@ -12,6 +12,7 @@ import (
 
 	"xsha/cloudstack"
 	"xsha/config"
+	"xsha/remediator/journal"
 	"xsha/sim/lab"
 	"xsha/sim/scenario"
 	"xsha/xapi"
@@ -136,7 +137,7 @@ func TestLabHADisabledOutOfBandIsSwitchedBackOn(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp-ha")
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("%s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 	}
 	p := h.pool("cluster-a")
@@ -163,13 +164,13 @@ func TestLabReturningOldMaster(t *testing.T) {
 	for _, tc := range []struct {
 		mode   scenario.ReturningHost
 		role   string // the old master's role once back
-		state  State
+		state  journal.State
 		reason string
 		writes map[string]uint64
 	}{
-		{scenario.ReturningHostStuck, "emergency", StateSuccess, "done",
+		{scenario.ReturningHostStuck, "emergency", journal.StateSuccess, "done",
 			map[string]uint64{"pool.disable_ha": 1, "host.emergency_ha_disable": 1, "pool.enable_ha": 1}},
-		{scenario.ReturningHostSelfRejoin, "slave", StateSuccess, "already healthy", map[string]uint64{}},
+		{scenario.ReturningHostSelfRejoin, "slave", journal.StateSuccess, "already healthy", map[string]uint64{}},
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			sc := labScenario()
@@ -278,7 +279,7 @@ func TestLabFailedPreconditionLeavesPoolUntouched(t *testing.T) {
 			h.start()
 			id := h.queue(tc.alert, "cluster-a", tc.host, "fp")
 			rec := h.waitFinal(id)
-			if rec.State != StateSkipped || !strings.Contains(rec.Reason, tc.reason) {
+			if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, tc.reason) {
 				t.Fatalf("%s: %q, want skipped: %q", rec.State, rec.Reason, tc.reason)
 			}
 			if !strings.Contains(journalText(h.entriesFor(id)), tc.reason) {
@@ -331,7 +332,7 @@ func TestLabDryRunChangesNothing(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerHostEmergencyMode", "cluster-a", "xs-a1", "fp")
 	rec := h.waitFinal(id)
-	if rec.State != StateDryRun || !strings.Contains(rec.Reason, "would call pool.disable_ha, then call host.emergency_ha_disable on xs-a1 (127.0.1.1)") {
+	if rec.State != journal.StateDryRun || !strings.Contains(rec.Reason, "would call pool.disable_ha, then call host.emergency_ha_disable on xs-a1 (127.0.1.1)") {
 		t.Fatalf("%s: %s", rec.State, rec.Reason)
 	}
 	if after := h.writes(); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -350,7 +351,7 @@ func TestLabHoldStopsActions(t *testing.T) {
 	}
 	h.start()
 	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "CloudStack upgrade") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "CloudStack upgrade") {
 		t.Fatalf("%s: %s", rec.State, rec.Reason)
 	}
 	if w := h.writes(); len(w) != 0 {
@@ -390,7 +391,7 @@ func TestLabCloudStackMaintenanceHolds(t *testing.T) {
 	}
 	h.start()
 	rec := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "CloudStack hosts in maintenance in cluster cluster-a: xs-a2") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "CloudStack hosts in maintenance in cluster cluster-a: xs-a2") {
 		t.Fatalf("%s: %s", rec.State, rec.Reason)
 	}
 	if w := h.writes(); len(w) != 0 {
@@ -414,7 +415,7 @@ func TestLabSlowEnableHAOutlastsCallTimeout(t *testing.T) {
 	h.start()
 	id := h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp")
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("%s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 	}
 	// The HA write is not bounded by the call timeout: xapi's own answer
@@ -455,14 +456,14 @@ func TestLabKilledMidRecoveryResumes(t *testing.T) {
 		return stepIndex(rec.Steps, stepNameWaitRejoin) >= 0, fmt.Sprint(rec.Steps)
 	})
 	h.stop() // killed
-	if rec := h.record(id); rec.State != StateRunning || rec.Steps[len(rec.Steps)-1].State != StepStateStarted {
+	if rec := h.record(id); rec.State != journal.StateRunning || rec.Steps[len(rec.Steps)-1].State != journal.StepStateStarted {
 		t.Fatalf("after the kill: %s %+v", rec.State, rec.Steps)
 	}
 	entries := h.entries()
 
 	h.restart()
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("%s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 	}
 	after := h.writes()

@@ -4,7 +4,13 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"xsha/remediator/journal"
 )
+
+// results are the final states an action can end with once it ran or was
+// skipped, pre-set in xsha_remediator_actions_total.
+var results = []journal.State{journal.StateSuccess, journal.StateFailed, journal.StateSkipped, journal.StateDryRun}
 
 // webhookResult is what came of a webhook request, the values of the
 // result label of xsha_remediator_webhooks_total.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"xsha/remediator/journal"
 	"xsha/test/etcdcluster"
 )
 
@@ -27,9 +28,9 @@ func sharedHarnesses(t *testing.T, n int, pools ...*fakePool) []*harness {
 func sharedCluster(t *testing.T, n, ttl int, pools ...*fakePool) (*etcdcluster.Cluster, []*harness) {
 	t.Helper()
 	c := etcdcluster.Start(t, 3)
-	opts := EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/xsha-test/" + t.Name(), LeaseTTL: ttl}
-	harnessJournal = func(*testing.T) func() (journal, error) {
-		return func() (journal, error) { return openEtcdJournal(opts) }
+	opts := journal.EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/xsha-test/" + t.Name(), LeaseTTL: ttl}
+	harnessJournal = func(*testing.T) func() (journal.Journal, error) {
+		return func() (journal.Journal, error) { return journal.OpenEtcd(opts) }
 	}
 	defer func() { harnessJournal = nil }()
 	hs := make([]*harness, n)
@@ -70,7 +71,7 @@ func TestReplicasSameWebhookOneAction(t *testing.T) {
 		t.Fatalf("action ids %v from the three replicas, want one action", answered)
 	}
 	rec := hs[0].waitFinal(all[0])
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("action %s: %s", rec.State, rec.Reason)
 	}
 	if got := p.Calls(); len(got) != 1 {
@@ -79,8 +80,8 @@ func TestReplicasSameWebhookOneAction(t *testing.T) {
 	if !strings.HasPrefix(rec.Replica, "r") {
 		t.Errorf("the action does not say which replica ran it: %q", rec.Replica)
 	}
-	var open []*Action
-	if err := hs[2].journal.View(func(tx journalTx) (err error) { open, err = tx.Open(""); return err }); err != nil || len(open) != 0 {
+	var open []*journal.Action
+	if err := hs[2].journal.View(func(tx journal.Tx) (err error) { open, err = tx.Open(""); return err }); err != nil || len(open) != 0 {
 		t.Errorf("open actions %v (%v)", ids(open), err)
 	}
 }
@@ -102,7 +103,7 @@ func TestReplicaTakesOverDeadHoldersAction(t *testing.T) {
 			once.Do(func() {
 				// The process dies with the write done: its etcd client
 				// goes without revoking the lease.
-				a.journal.(*etcdJournal).cli.Close()
+				a.journal.(*journal.Etcd).Abandon()
 				close(crashed)
 			})
 		}
@@ -114,7 +115,7 @@ func TestReplicaTakesOverDeadHoldersAction(t *testing.T) {
 	b.start()
 	rec := b.waitFinal(id)
 	t.Logf("replica r1 finished the action %s after r0 died (lease TTL 2 s)", time.Since(died).Round(10*time.Millisecond))
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("after the takeover: %s: %s\n%s", rec.State, rec.Reason, journalText(b.entriesFor(id)))
 	}
 	want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
@@ -165,7 +166,7 @@ func TestReplicaStopsWithoutQuorumAndResumes(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("webhook after the quorum came back: %d %v", code, out)
 	}
-	if rec := h.waitFinal(ids[0]); rec.State != StateSuccess {
+	if rec := h.waitFinal(ids[0]); rec.State != journal.StateSuccess {
 		t.Fatalf("action %s: %s", rec.State, rec.Reason)
 	}
 	if got := testutil.ToFloat64(h.r.metrics.journalUp); got != 1 {
@@ -183,18 +184,11 @@ func TestReplicaSurvivesEtcdLeaderKilledMidAction(t *testing.T) {
 	old := p.emergencyOldMaster()
 	c, hs := sharedCluster(t, 1, 2, p)
 	h := hs[0]
-	leader := -1
-	cli := h.journal.(*etcdJournal).cli
-	for i := range c.Size() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		st, err := cli.Status(ctx, c.Endpoint(i))
-		cancel()
-		if err == nil && st.Header.MemberId == st.Leader {
-			leader = i
-		}
-	}
-	if leader < 0 {
-		t.Fatal("no etcd leader found")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	leader, err := c.Leader(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
 	}
 	killed := make(chan struct{})
 	var once sync.Once
@@ -208,7 +202,7 @@ func TestReplicaSurvivesEtcdLeaderKilledMidAction(t *testing.T) {
 	<-killed
 	c.Kill(leader)
 	rec := h.waitFinal(id)
-	if rec.State != StateSuccess {
+	if rec.State != journal.StateSuccess {
 		t.Fatalf("action %s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 	}
 	want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}

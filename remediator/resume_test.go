@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"xsha/remediator/journal"
 )
 
 // A remediator killed in the middle of clear_emergency_mode, right after
@@ -11,12 +13,6 @@ import (
 // finishes the repair without making any write twice and keeps every
 // journal entry written before the crash.
 func TestCrashMidActionResumesWithoutRepeating(t *testing.T) {
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testCrashMidActionResumesWithoutRepeating) })
-	}
-}
-
-func testCrashMidActionResumesWithoutRepeating(t *testing.T) {
 	for _, crashAfter := range []string{"pool.disable_ha", "host.emergency_ha_disable", "pool.enable_ha"} {
 		t.Run(crashAfter, func(t *testing.T) {
 			p := newFakePool("cluster-a")
@@ -35,14 +31,14 @@ func testCrashMidActionResumesWithoutRepeating(t *testing.T) {
 			<-crashed
 			h.stop()
 			p.after = nil
-			if rec := h.record(id); rec.State != StateRunning {
+			if rec := h.record(id); rec.State != journal.StateRunning {
 				t.Fatalf("after the crash the action is %s, want running", rec.State)
 			}
 			before := h.entries()
 
 			h.restart()
 			rec := h.waitFinal(id)
-			if rec.State != StateSuccess {
+			if rec.State != journal.StateSuccess {
 				t.Fatalf("after restart: %s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(id)))
 			}
 			want := []string{"pool.disable_ha", "host.emergency_ha_disable(127.0.9.1)", "pool.enable_ha(sr-cluster-a,map[timeout:180])"}
@@ -84,19 +80,13 @@ func testCrashMidActionResumesWithoutRepeating(t *testing.T) {
 // undone; the resumed action does not make it blindly, finds its effect
 // missing, and reports.
 func TestCrashBeforeWriteReports(t *testing.T) {
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testCrashBeforeWriteReports) })
-	}
-}
-
-func testCrashBeforeWriteReports(t *testing.T) {
 	p := newFakePool("cluster-a")
 	pol := strings.Replace(livePolicy, "step_timeout: 30s", "step_timeout: 200ms", 1)
 	h := newHarness(t, pol, p)
 	// Journal an action that was about to call pool.enable_ha when it died.
-	err := h.journal.Update(func(tx journalTx) error {
-		rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Wrote: true,
-			Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted, Calls: []string{"pool.enable_ha"}}}}
+	err := h.journal.Update(func(tx journal.Tx) error {
+		rec := &journal.Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: journal.StateRunning, Wrote: true,
+			Steps: []journal.Step{{Name: stepNameCheck, State: journal.StepStateDone}, {Name: stepNameEnablePoolHA, State: journal.StepStateStarted, Calls: []string{"pool.enable_ha"}}}}
 		return tx.Create(rec)
 	})
 	if err != nil {
@@ -104,7 +94,7 @@ func testCrashBeforeWriteReports(t *testing.T) {
 	}
 	h.start()
 	rec := h.waitFinal(1)
-	if rec.State != StateFailed || !strings.Contains(rec.Reason, "did not happen") {
+	if rec.State != journal.StateFailed || !strings.Contains(rec.Reason, "did not happen") {
 		t.Fatalf("got %s: %s", rec.State, rec.Reason)
 	}
 	if calls := p.Calls(); len(calls) != 0 {
@@ -120,23 +110,23 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		policy string
-		state  State
+		state  journal.State
 		reason string
 		calls  int
 	}{
-		{"still allowed and live", livePolicy, StateSuccess, "done", 1},
-		{"dry-run turned on", strings.Replace(livePolicy, "dry_run: false", "dry_run: true", 1), StateDryRun, "would call pool.enable_ha", 0},
-		{"action withdrawn", strings.Replace(livePolicy, "pools: [cluster-a]}", "pools: [cluster-b]}", 1), StateSkipped, "does not allow enable_pool_ha on pool cluster-a", 0},
-		{"pool held", livePolicy + "holds: {pools: [cluster-a], reason: frozen}\n", StateSkipped, "frozen", 0},
+		{"still allowed and live", livePolicy, journal.StateSuccess, "done", 1},
+		{"dry-run turned on", strings.Replace(livePolicy, "dry_run: false", "dry_run: true", 1), journal.StateDryRun, "would call pool.enable_ha", 0},
+		{"action withdrawn", strings.Replace(livePolicy, "pools: [cluster-a]}", "pools: [cluster-b]}", 1), journal.StateSkipped, "does not allow enable_pool_ha on pool cluster-a", 0},
+		{"pool held", livePolicy + "holds: {pools: [cluster-a], reason: frozen}\n", journal.StateSkipped, "frozen", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newFakePool("cluster-a")
 			h := newHarness(t, tc.policy, p)
 			// Journal a live action stopped after its check step, before
 			// pool.enable_ha was journaled or made.
-			err := h.journal.Update(func(tx journalTx) error {
-				rec := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Started: t0,
-					Steps: []Step{{Name: stepNameCheck, State: StepStateDone}, {Name: stepNameEnablePoolHA, State: StepStateStarted}}}
+			err := h.journal.Update(func(tx journal.Tx) error {
+				rec := &journal.Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: journal.StateRunning, Started: t0,
+					Steps: []journal.Step{{Name: stepNameCheck, State: journal.StepStateDone}, {Name: stepNameEnablePoolHA, State: journal.StepStateStarted}}}
 				return tx.Create(rec)
 			})
 			if err != nil {
@@ -150,7 +140,7 @@ func TestResumeBeforeAnyWriteFollowsCurrentPolicy(t *testing.T) {
 			if n := p.count("pool.enable_ha"); n != tc.calls {
 				t.Errorf("pool.enable_ha called %d times, want %d", n, tc.calls)
 			}
-			if rec.State == StateSuccess {
+			if rec.State == journal.StateSuccess {
 				if rec.Resumed != 1 || len(rec.Steps) != 3 || rec.Steps[0].Name != stepNameCheck {
 					t.Errorf("the action did not start over: resumed %d, steps %+v", rec.Resumed, rec.Steps)
 				}

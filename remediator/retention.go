@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"xsha/remediator/journal"
 )
 
 // Journal retention, as Alertmanager's nflog and silences do it: a
 // maintenance loop removes what is older than the retention, once at start
 // and then every gcInterval.
 const (
-	// DefaultRetention is how long finished actions and their entries are
-	// kept when Options.Retention is zero.
-	DefaultRetention = 90 * 24 * time.Hour
 	// minRetention keeps the journal longer than every window the gate
 	// reads: cooldown, backoff and attempts are kept apart from actions
 	// anyway, but an operator reading why an action was skipped yesterday
@@ -22,9 +21,6 @@ const (
 	gcInterval = 15 * time.Minute
 	// maintenanceTick is how often the loop ages the breaker's count out.
 	maintenanceTick = time.Minute
-	// gcBatch bounds the actions (and entries) one transaction removes, so
-	// webhooks never wait long behind the GC.
-	gcBatch = 500
 )
 
 // gcKind is what the GC removed, the values of the kind label of
@@ -39,25 +35,6 @@ const (
 )
 
 var gcKinds = []gcKind{gcActions, gcEntries, gcEpisodes}
-
-// gcCounts is what one gc call removed.
-type gcCounts struct {
-	Actions  int `json:"actions"`
-	Entries  int `json:"entries"`
-	Episodes int `json:"episodes"`
-}
-
-func (c gcCounts) add(o gcCounts) gcCounts {
-	return gcCounts{c.Actions + o.Actions, c.Entries + o.Entries, c.Episodes + o.Episodes}
-}
-
-func (c gcCounts) zero() bool { return c == gcCounts{} }
-
-// journalStats is the size of the journal.
-type journalStats struct {
-	SizeBytes int64
-	Actions   int
-}
 
 // maintain runs the journal's maintenance until ctx is cancelled: the GC
 // at start and every gcInterval, and the breaker's aging every
@@ -95,8 +72,8 @@ func (r *engine) maintain(ctx context.Context) {
 // refreshRunning sets xsha_remediator_action_running for every pool from
 // the journal.
 func (r *engine) refreshRunning() {
-	var open []*Action
-	err := r.journal.View(func(tx journalTx) (err error) {
+	var open []*journal.Action
+	err := r.journal.View(func(tx journal.Tx) (err error) {
 		open, err = tx.Open("")
 		return err
 	})
@@ -125,31 +102,17 @@ func (r *engine) maintainOnce(gc bool) {
 // their entries and episode keys, in batches, and journals what it
 // removed. Cooldown, backoff and the hourly attempts live apart from the
 // actions (targets and attempts), so they stay right whatever is removed.
-func (r *engine) collectGarbage() (gcCounts, error) {
-	var total gcCounts
+func (r *engine) collectGarbage() (journal.GCCounts, error) {
+	var total journal.GCCounts
 	if r.retention > 0 {
-		before := r.now().Add(-r.retention)
-		for more := true; more; {
-			err := r.journal.Update(func(tx journalTx) error {
-				var n gcCounts
-				var err error
-				n, more, err = tx.gc(before, gcBatch)
-				if err != nil || n.zero() {
-					return err
-				}
-				total = total.add(n)
-				return tx.Append(Entry{Kind: KindGC, Data: mustJSON(n), Message: fmt.Sprintf(
-					"retention %s: removed %d action(s) finished before %s, %d entries and %d episode key(s)",
-					r.retention, n.Actions, before.UTC().Format(time.RFC3339), n.Entries, n.Episodes)})
-			})
-			if err != nil {
-				return total, fmt.Errorf("journal GC: %w", err)
-			}
+		var err error
+		if total, err = journal.Collect(r.journal, r.now(), r.retention); err != nil {
+			return total, err
 		}
 		r.metrics.gcRemoved.WithLabelValues(string(gcActions)).Add(float64(total.Actions))
 		r.metrics.gcRemoved.WithLabelValues(string(gcEntries)).Add(float64(total.Entries))
 		r.metrics.gcRemoved.WithLabelValues(string(gcEpisodes)).Add(float64(total.Episodes))
-		if !total.zero() {
+		if !total.IsZero() {
 			r.log.Info("journal GC", "retention", r.retention, "actions", total.Actions, "entries", total.Entries, "episodes", total.Episodes)
 		}
 	}
@@ -158,10 +121,10 @@ func (r *engine) collectGarbage() (gcCounts, error) {
 
 // updateJournalGauges sets the journal's size metrics.
 func (r *engine) updateJournalGauges() error {
-	var st journalStats
-	err := r.journal.View(func(tx journalTx) error {
+	var st journal.Stats
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
-		st, err = tx.stats()
+		st, err = tx.Stats()
 		return err
 	})
 	if err != nil {

@@ -1,10 +1,11 @@
 package remediator
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"xsha/remediator/journal"
 )
 
 // The retention removes, at start, the finished actions older than it
@@ -12,12 +13,6 @@ import (
 // action; it keeps recent actions and open ones, however old, and says what
 // it removed in the journal and the metrics.
 func TestRetentionRemovesOldFinishedActions(t *testing.T) {
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testRetentionRemovesOldFinishedActions) })
-	}
-}
-
-func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	clock := newTestClock()
 	a, b := newFakePool("cluster-a"), newFakePool("cluster-b")
 	h := newHarnessClock(t, livePolicy, clock.now, a, b)
@@ -28,7 +23,7 @@ func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	h.start()
 	_, out := h.post(message(haDisabled("cluster-a", clock.now())))
 	old := actionIDs(out)[0]
-	if rec := h.waitFinal(old); rec.State != StateSuccess {
+	if rec := h.waitFinal(old); rec.State != journal.StateSuccess {
 		t.Fatalf("action %s %q", rec.State, rec.Reason)
 	}
 	h.stop()
@@ -53,7 +48,7 @@ func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	h.r.maintainOnce(true)
 
 	var kept []uint64
-	if err := h.journal.View(func(tx journalTx) error {
+	if err := h.journal.View(func(tx journal.Tx) error {
 		for _, id := range []uint64{old, skipped, open, recent} {
 			if _, err := tx.Get(id); err == nil {
 				kept = append(kept, id)
@@ -72,7 +67,7 @@ func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	if len(h.entriesFor(open)) == 0 || len(h.entriesFor(recent)) != recentEntries {
 		t.Errorf("entries of kept actions removed: open %d, recent %d of %d", len(h.entriesFor(open)), len(h.entriesFor(recent)), recentEntries)
 	}
-	if err := h.journal.View(func(tx journalTx) error {
+	if err := h.journal.View(func(tx journal.Tx) error {
 		if _, ok := tx.Episode(episodeKey(ActionEnablePoolHA, "cluster-a", "fp-cluster-a", time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))); ok {
 			t.Error("the removed action's episode key is left")
 		}
@@ -111,7 +106,7 @@ func testRetentionRemovesOldFinishedActions(t *testing.T) {
 	}
 
 	// A second pass removes nothing more.
-	if n, err := h.r.collectGarbage(); err != nil || !n.zero() {
+	if n, err := h.r.collectGarbage(); err != nil || !n.IsZero() {
 		t.Errorf("second GC removed %+v (%v)", n, err)
 	}
 }
@@ -133,12 +128,6 @@ func equalIDs(a, b []uint64) bool {
 // shorter than the cooldown (which App refuses) cannot let a repair repeat
 // too soon.
 func TestRetentionKeepsCooldownAndAttempts(t *testing.T) {
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) { withJournal(t, b, testRetentionKeepsCooldownAndAttempts) })
-	}
-}
-
-func testRetentionKeepsCooldownAndAttempts(t *testing.T) {
 	cases := []struct {
 		name   string
 		policy string
@@ -155,7 +144,7 @@ func testRetentionKeepsCooldownAndAttempts(t *testing.T) {
 			h.r.retention = time.Minute
 			h.start()
 			_, out := h.post(message(haDisabled("pool-01", clock.now())))
-			if rec := h.waitFinal(actionIDs(out)[0]); rec.State != StateSuccess {
+			if rec := h.waitFinal(actionIDs(out)[0]); rec.State != journal.StateSuccess {
 				t.Fatalf("first action %s %q", rec.State, rec.Reason)
 			}
 			h.stop() // the maintenance loop's own GC stays out of the count below
@@ -183,7 +172,7 @@ func TestAppRetention(t *testing.T) {
 		want      time.Duration
 		err       string
 	}{
-		{0, DefaultRetention, ""},
+		{0, journal.DefaultRetention, ""},
 		{30 * 24 * time.Hour, 30 * 24 * time.Hour, ""},
 		{time.Hour, 0, "must be at least 24h0m0s"},
 	}
@@ -206,79 +195,5 @@ func TestAppRetention(t *testing.T) {
 				t.Errorf("retention %s, want %s", app.engine.retention, tc.want)
 			}
 		})
-	}
-}
-
-// The GC works in batches, so webhooks never wait long behind it: each
-// call removes at most its limit and says whether more is left, and the
-// batches together remove everything old.
-func TestJournalGCInBatches(t *testing.T) {
-	for _, b := range journalBackends(t) {
-		t.Run(b.name, func(t *testing.T) { testJournalGCInBatches(t, b.open(t)) })
-	}
-}
-
-func testJournalGCInBatches(t *testing.T, j journal) {
-	clock := newTestClock()
-	j.setClock(clock.now)
-	if err := j.Update(func(tx journalTx) error {
-		for i := range 5 {
-			a := &Action{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateSkipped, Finished: clock.now(),
-				Episodes: []string{fmt.Sprintf("episode-%d", i)}}
-			if err := tx.Create(a); err != nil {
-				return err
-			}
-			if err := tx.SetEpisode(a.Episodes[0], a.ID); err != nil {
-				return err
-			}
-			for range 3 {
-				if err := tx.AppendFor(a, KindNote, "note", nil); err != nil {
-					return err
-				}
-			}
-			if err := tx.Append(Entry{Kind: KindAlert, Message: "alert"}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	clock.advance(48 * time.Hour)
-	before := clock.now().Add(-24 * time.Hour)
-	var total gcCounts
-	calls := 0
-	for more := true; more; calls++ {
-		if calls > 10 {
-			t.Fatal("the GC does not end")
-		}
-		if err := j.Update(func(tx journalTx) error {
-			var n gcCounts
-			var err error
-			n, more, err = tx.gc(before, 2)
-			if n.Actions > 2 || n.Entries > 2*3+2 {
-				t.Errorf("one batch removed %+v, over its limit of 2 actions", n)
-			}
-			total = total.add(n)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if want := (gcCounts{Actions: 5, Entries: 20, Episodes: 5}); total != want {
-		t.Errorf("removed %+v in %d batches, want %+v", total, calls, want)
-	}
-	if err := j.View(func(tx journalTx) error {
-		st, err := tx.stats()
-		if st.Actions != 0 {
-			t.Errorf("%d actions left", st.Actions)
-		}
-		es, _ := tx.Entries(0, 100)
-		if len(es) != 0 {
-			t.Errorf("%d entries left", len(es))
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 )
 
 // retryInterval is how long a pool's runner waits before it tries again
@@ -40,8 +41,8 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 	log := r.log.With("pool", pool.Name)
 	for {
 		for ctx.Err() == nil {
-			var open []*Action
-			err := r.journal.View(func(tx journalTx) error {
+			var open []*journal.Action
+			err := r.journal.View(func(tx journal.Tx) error {
 				var err error
 				open, err = tx.Open(pool.Name)
 				return err
@@ -72,10 +73,10 @@ func (r *engine) worker(ctx context.Context, pool config.Pool) {
 
 // setRunning sets xsha_remediator_action_running for the pool from the
 // open actions (of any pools).
-func (r *engine) setRunning(pool string, open []*Action) {
+func (r *engine) setRunning(pool string, open []*journal.Action) {
 	r.metrics.actionRunning.DeletePartialMatch(prometheus.Labels{"pool": pool})
 	for _, a := range open {
-		if a.Pool == pool && a.State == StateRunning {
+		if a.Pool == pool && a.State == journal.StateRunning {
 			r.metrics.actionRunning.WithLabelValues(a.Pool, string(a.Name), a.Replica).Set(1)
 		}
 	}
@@ -87,11 +88,11 @@ func (r *engine) setRunning(pool string, open []*Action) {
 // the pool and resumes the action by the restart rules (begin re-reads
 // the record: a finished action is left alone). Losing the pool mid-action
 // stops it between journal writes, as a crash would.
-func (r *engine) executeLocked(ctx context.Context, pool config.Pool, rec *Action) error {
+func (r *engine) executeLocked(ctx context.Context, pool config.Pool, rec *journal.Action) error {
 	if r.locker == nil {
 		return r.executeLimited(ctx, pool, rec)
 	}
-	lctx, unlock, err := r.locker.lockPool(ctx, pool.Name)
+	lctx, unlock, err := r.locker.LockPool(ctx, pool.Name)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // shutting down
@@ -106,9 +107,9 @@ func (r *engine) executeLocked(ctx context.Context, pool config.Pool, rec *Actio
 // (max_running_pools) lets the pool run one: an action already running
 // when the remediator stopped takes its slot at once, as it must finish;
 // a pending one waits, in the order actions came.
-func (r *engine) executeLimited(ctx context.Context, pool config.Pool, rec *Action) error {
+func (r *engine) executeLimited(ctx context.Context, pool config.Pool, rec *journal.Action) error {
 	limit := func() int { return r.policy.Load().MaxRunningPools }
-	if err := r.limiter.acquire(ctx, pool.Name, rec.ID, rec.State == StateRunning, limit, r.olderPending); err != nil {
+	if err := r.limiter.acquire(ctx, pool.Name, rec.ID, rec.State == journal.StateRunning, limit, r.olderPending); err != nil {
 		if ctx.Err() != nil {
 			return nil // shutting down
 		}
@@ -121,24 +122,24 @@ func (r *engine) executeLimited(ctx context.Context, pool config.Pool, rec *Acti
 // endError ends an action early: already healthy (success), held or a
 // failed precondition (skipped), or dry-run.
 type endError struct {
-	state  State
+	state  journal.State
 	skip   SkipReason
 	reason string
 }
 
 func (e *endError) Error() string { return string(e.state) + ": " + e.reason }
 
-func end(state State, skip SkipReason, reason string) error {
+func end(state journal.State, skip SkipReason, reason string) error {
 	return &endError{state: state, skip: skip, reason: reason}
 }
 
 // execute runs one open action to its end, or until ctx is cancelled. It
 // returns an error only when the journal could not be written.
-func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) error {
+func (r *engine) execute(ctx context.Context, pool config.Pool, rec *journal.Action) error {
 	pol := r.policy.Load()
 	spec, ok := lookupAction(rec.Name)
 	if !ok {
-		return r.finish(rec, StateFailed, "", fmt.Sprintf("unknown action %q", rec.Name))
+		return r.finish(rec, journal.StateFailed, "", fmt.Sprintf("unknown action %q", rec.Name))
 	}
 	steps := spec.steps(rec.Host)
 	if run, err := r.begin(pol, rec); err != nil || !run {
@@ -147,7 +148,7 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 	x := &execution{r: r, rec: rec, pol: pol, pool: pool, client: r.clients[rec.Pool],
 		log: r.log.With("action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host)}
 	for _, s := range steps {
-		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == StepStateDone {
+		if i := stepIndex(rec.Steps, s.name); i >= 0 && rec.Steps[i].State == journal.StepStateDone {
 			continue
 		}
 		if stop, err := r.cancelRequested(rec); err != nil || stop {
@@ -158,7 +159,7 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 			return err
 		}
 	}
-	return r.finish(rec, StateSuccess, "", "done")
+	return r.finish(rec, journal.StateSuccess, "", "done")
 }
 
 // begin starts an open action and reports whether its steps are to run.
@@ -170,19 +171,19 @@ func (r *engine) execute(ctx context.Context, pool config.Pool, rec *Action) err
 // has written resumes where it stopped, whatever the policy says now:
 // stopping a repair between disabling and re-enabling pool HA would leave
 // the pool without master failover.
-func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
+func (r *engine) begin(pol *Policy, rec *journal.Action) (bool, error) {
 	var skipKind SkipReason
 	var msg string
-	err := r.journal.Update(func(tx journalTx) error {
+	err := r.journal.Update(func(tx journal.Tx) error {
 		cur, err := tx.Get(rec.ID)
 		if err != nil {
 			return err
 		}
 		*rec = *cur
 		switch {
-		case !rec.open():
+		case !rec.Open():
 			return nil // cancelled meanwhile
-		case rec.State == StateRunning && rec.Wrote:
+		case rec.State == journal.StateRunning && rec.Wrote:
 			rec.Resumed++
 			msg = "resumed after a restart: finished steps are not repeated, an interrupted step re-checks live state before acting"
 			if rec.Replica != "" && rec.Replica != r.replica {
@@ -192,7 +193,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 			if err := tx.Put(rec); err != nil {
 				return err
 			}
-			return tx.AppendFor(rec, KindAction, msg, nil)
+			return tx.AppendFor(rec, journal.KindAction, msg, nil)
 		}
 		kind, reason, err := r.gate(tx, pol, rec.Name, rec.Pool, rec.Host)
 		if err != nil {
@@ -200,17 +201,17 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 		}
 		if kind != "" {
 			skipKind = kind
-			return r.finishTx(tx, rec, StateSkipped, reason)
+			return r.finishTx(tx, rec, journal.StateSkipped, reason)
 		}
 		rec.DryRun = rec.DryRun || pol.dryRunFor(rec.Name)
 		rec.Replica = r.replica
 		msg = "started"
-		if rec.State == StateRunning {
+		if rec.State == journal.StateRunning {
 			rec.Resumed++
 			rec.Steps = nil
 			msg = "resumed after a restart; nothing was written before it stopped, so it starts again from its first step under the current policy"
 		} else {
-			rec.State, rec.Started = StateRunning, tx.now()
+			rec.State, rec.Started = journal.StateRunning, tx.Now()
 		}
 		if rec.DryRun {
 			msg += " in dry-run mode: live state is read, nothing is written"
@@ -218,7 +219,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 		if err := tx.Put(rec); err != nil {
 			return err
 		}
-		return tx.AppendFor(rec, KindAction, msg, nil)
+		return tx.AppendFor(rec, journal.KindAction, msg, nil)
 	})
 	switch {
 	case err != nil:
@@ -226,7 +227,7 @@ func (r *engine) begin(pol *Policy, rec *Action) (bool, error) {
 	case skipKind != "":
 		r.ended(rec, skipKind)
 		return false, nil
-	case rec.State != StateRunning:
+	case rec.State != journal.StateRunning:
 		return false, nil
 	}
 	r.log.Info("action running", "resumed", rec.Resumed > 0, "action", rec.Name, "id", rec.ID, "pool", rec.Pool, "host", rec.Host,
@@ -244,18 +245,18 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 	rec := x.rec
 	i := stepIndex(rec.Steps, s.name)
 	x.resumed = i >= 0
-	err := r.journal.Update(func(tx journalTx) error {
+	err := r.journal.Update(func(tx journal.Tx) error {
 		msg := fmt.Sprintf("step %s started", s.name)
 		if x.resumed {
-			rec.Steps[i].Started, rec.Steps[i].Note = tx.now(), "resumed after an interruption"
+			rec.Steps[i].Started, rec.Steps[i].Note = tx.Now(), "resumed after an interruption"
 			msg = fmt.Sprintf("step %s resumed after an interruption: re-checking live state before acting", s.name)
 		} else {
-			rec.Steps = append(rec.Steps, Step{Name: s.name, State: StepStateStarted, Started: tx.now()})
+			rec.Steps = append(rec.Steps, journal.Step{Name: s.name, State: journal.StepStateStarted, Started: tx.Now()})
 		}
 		if err := tx.Save(rec); err != nil {
 			return err
 		}
-		return tx.AppendFor(rec, KindStep, msg, nil)
+		return tx.AppendFor(rec, journal.KindStep, msg, nil)
 	})
 	if err != nil {
 		return false, err
@@ -270,8 +271,8 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 		return false, nil
 	}
 
-	stepState, note := StepStateDone, "done"
-	var final State
+	stepState, note := journal.StepStateDone, "done"
+	var final journal.State
 	var skip SkipReason
 	var reason string
 	var ee *endError
@@ -280,16 +281,16 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 	case errors.As(runErr, &ee):
 		note, final, skip, reason = ee.reason, ee.state, ee.skip, ee.reason
 	default:
-		stepState, note = StepStateFailed, runErr.Error()
-		final, reason = StateFailed, fmt.Sprintf("step %s failed: %v", s.name, runErr)
+		stepState, note = journal.StepStateFailed, runErr.Error()
+		final, reason = journal.StateFailed, fmt.Sprintf("step %s failed: %v", s.name, runErr)
 	}
-	err = r.journal.Update(func(tx journalTx) error {
+	err = r.journal.Update(func(tx journal.Tx) error {
 		st := &rec.Steps[x.stepIdx]
-		st.State, st.Finished, st.Note = stepState, tx.now(), note
+		st.State, st.Finished, st.Note = stepState, tx.Now(), note
 		if err := tx.Save(rec); err != nil {
 			return err
 		}
-		if err := tx.AppendFor(rec, KindStep, fmt.Sprintf("step %s %s: %s", s.name, stepState, note), nil); err != nil {
+		if err := tx.AppendFor(rec, journal.KindStep, fmt.Sprintf("step %s %s: %s", s.name, stepState, note), nil); err != nil {
 			return err
 		}
 		if final == "" {
@@ -304,7 +305,7 @@ func (r *engine) runStep(ctx context.Context, x *execution, s stepSpec) (bool, e
 	return true, nil
 }
 
-func stepIndex(steps []Step, name stepName) int {
+func stepIndex(steps []journal.Step, name stepName) int {
 	for i := range steps {
 		if steps[i].Name == name {
 			return i
@@ -314,8 +315,8 @@ func stepIndex(steps []Step, name stepName) int {
 }
 
 // finish records the end of a running action.
-func (r *engine) finish(rec *Action, state State, skip SkipReason, reason string) error {
-	err := r.journal.Update(func(tx journalTx) error { return r.finishTx(tx, rec, state, reason) })
+func (r *engine) finish(rec *journal.Action, state journal.State, skip SkipReason, reason string) error {
+	err := r.journal.Update(func(tx journal.Tx) error { return r.finishTx(tx, rec, state, reason) })
 	if err != nil {
 		return err
 	}
@@ -325,19 +326,19 @@ func (r *engine) finish(rec *Action, state State, skip SkipReason, reason string
 
 // ended updates the metrics and logs once an action's final state is on
 // disk; skip is the skip reason kind of a skipped action.
-func (r *engine) ended(rec *Action, skip SkipReason) {
+func (r *engine) ended(rec *journal.Action, skip SkipReason) {
 	r.metrics.actions.WithLabelValues(string(rec.Name), string(rec.State)).Inc()
 	if isWorkflow(rec.Name) {
 		r.metrics.workflowRunning(rec.Pool, rec.Host, rec.Name, false)
 	}
-	if rec.State == StateSkipped && skip != "" {
+	if rec.State == journal.StateSkipped && skip != "" {
 		r.metrics.skips.WithLabelValues(string(rec.Name), string(skip)).Inc()
 	}
 	if !rec.Started.IsZero() {
 		r.metrics.duration.WithLabelValues(string(rec.Name)).Observe(rec.Finished.Sub(rec.Started).Seconds())
 	}
 	lvl := slog.LevelInfo
-	if rec.State == StateFailed {
+	if rec.State == journal.StateFailed {
 		lvl = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), lvl, "action finished", "action", rec.Name, "id", rec.ID,
@@ -345,24 +346,24 @@ func (r *engine) ended(rec *Action, skip SkipReason) {
 }
 
 // finishTx sets the final state and keeps cooldown and backoff current.
-func (r *engine) finishTx(tx journalTx, rec *Action, state State, reason string) error {
-	now := tx.now()
+func (r *engine) finishTx(tx journal.Tx, rec *journal.Action, state journal.State, reason string) error {
+	now := tx.Now()
 	rec.State, rec.Reason, rec.Finished = state, reason, now
-	ts, err := tx.target(rec.target())
+	ts, err := tx.Target(rec.Target())
 	if err != nil {
 		return err
 	}
 	switch state {
-	case StateSuccess:
+	case journal.StateSuccess:
 		if rec.Wrote {
 			ts.LastSuccess = now
 		}
 		ts.Failures = 0
-	case StateFailed:
+	case journal.StateFailed:
 		ts.Failures++
 		ts.LastFailure = now
 	}
-	if err := tx.putTarget(rec.target(), ts); err != nil {
+	if err := tx.PutTarget(rec.Target(), ts); err != nil {
 		return err
 	}
 	if err := tx.Save(rec); err != nil {
@@ -372,5 +373,5 @@ func (r *engine) finishTx(tx journalTx, rec *Action, state State, reason string)
 	if reason != "" {
 		msg += ": " + reason
 	}
-	return tx.AppendFor(rec, KindAction, msg, nil)
+	return tx.AppendFor(rec, journal.KindAction, msg, nil)
 }

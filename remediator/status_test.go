@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"xsha/remediator/journal"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -33,18 +35,18 @@ func TestStatusPageAndActionsAPI(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
-	var list struct{ Actions []Action }
+	var list struct{ Actions []journal.Action }
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Actions) != 1 || list.Actions[0].ID != id || list.Actions[0].State != StateSuccess || len(list.Actions[0].Steps) != 3 {
+	if len(list.Actions) != 1 || list.Actions[0].ID != id || list.Actions[0].State != journal.StateSuccess || len(list.Actions[0].Steps) != 3 {
 		t.Fatalf("actions %+v", list.Actions)
 	}
 
 	code, body = get(t, h.srv.URL+"/api/v1/actions/1")
 	var one struct {
-		Action  Action
-		Journal []Entry
+		Action  journal.Action
+		Journal []journal.Entry
 	}
 	if err := json.Unmarshal([]byte(body), &one); code != 200 || err != nil || len(one.Journal) < 5 {
 		t.Fatalf("%d %v %s", code, err, body)
@@ -136,7 +138,7 @@ func TestMetricNamesAreExposed(t *testing.T) {
 	h.r.metrics.duration.WithLabelValues(string(ActionEnablePoolHA)).Observe(1)
 	h.r.metrics.skips.WithLabelValues(string(ActionEnablePoolHA), string(SkipHold)).Inc()
 	h.r.metrics.workflowRunning("cluster-a", "h1", WorkflowRestartSlave, true)
-	h.r.setRunning("cluster-a", []*Action{{Name: ActionEnablePoolHA, Pool: "cluster-a", State: StateRunning, Replica: "r0"}})
+	h.r.setRunning("cluster-a", []*journal.Action{{Name: ActionEnablePoolHA, Pool: "cluster-a", State: journal.StateRunning, Replica: "r0"}})
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"xsha/remediator/journal"
 )
 
 // statusTmpl is the status page. Times are written in UTC, as RFC 3339
@@ -117,7 +119,7 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 			down.Since.UTC().Format(time.RFC3339), down.Err), http.StatusServiceUnavailable)
 		return
 	}
-	var recs []*Action
+	var recs []*journal.Action
 	var workflows []workflowView
 	for _, a := range all {
 		switch {
@@ -152,8 +154,8 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	data := struct {
 		DryRun    bool
 		Actions   []actionView
-		Holds     []Hold
-		Records   []*Action
+		Holds     []journal.Hold
+		Records   []*journal.Action
 		Breaker   BreakerStatus
 		Workflows []workflowView
 	}{!pol.anyLive(), actions, holds, recs, breaker, workflows}

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"xsha/remediator/journal"
 	"xsha/sim/scenario"
 )
 
@@ -144,7 +145,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	// Finished: xs-a2 is not in emergency mode; the check says so.
 	finished := h.waitFinal(h.queue("XenServerHostEmergencyMode", "cluster-a", "xs-a2", "fp-done"))
-	if finished.State != StateSuccess {
+	if finished.State != journal.StateSuccess {
 		t.Fatalf("finished action: %s: %s", finished.State, finished.Reason)
 	}
 	// Running: pool.enable_ha on cluster-a takes 5 minutes.
@@ -160,10 +161,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	skipped := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-b", "", "fp-skip"))
-	if skipped.State != StateSkipped {
+	if skipped.State != journal.StateSkipped {
 		t.Fatalf("held action: %s: %s", skipped.State, skipped.Reason)
 	}
-	if rec := h.record(running); rec.State != StateRunning {
+	if rec := h.record(running); rec.State != journal.StateRunning {
 		t.Fatalf("the running action ended too early: %s: %s", rec.State, rec.Reason)
 	}
 
@@ -195,8 +196,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	for _, want := range []struct {
 		id    uint64
-		state State
-	}{{finished.ID, StateSuccess}, {running, StateRunning}, {skipped.ID, StateSkipped}} {
+		state journal.State
+	}{{finished.ID, journal.StateSuccess}, {running, journal.StateRunning}, {skipped.ID, journal.StateSkipped}} {
 		r, ok := byID[strconv.FormatUint(want.id, 10)]
 		if !ok {
 			t.Errorf("action %d is not listed: %+v", want.id, rows)

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
 // execution is the context of one running action.
 type execution struct {
 	r      *engine
-	rec    *Action
+	rec    *journal.Action
 	pol    *Policy
 	pool   config.Pool
 	client PoolClient
@@ -29,18 +30,18 @@ type execution struct {
 }
 
 // journal appends an entry about the action.
-func (x *execution) journal(kind Kind, msg string, data any) error {
-	return x.r.journal.Update(func(tx journalTx) error { return tx.AppendFor(x.rec, kind, string(x.step)+": "+msg, data) })
+func (x *execution) journal(kind journal.Kind, msg string, data any) error {
+	return x.r.journal.Update(func(tx journal.Tx) error { return tx.AppendFor(x.rec, kind, string(x.step)+": "+msg, data) })
 }
 
 // read re-reads live state through XAPI and journals what it saw.
 func (x *execution) read(ctx context.Context, why string) (*xapi.Snapshot, error) {
 	s, err := x.client.Read(ctx)
 	if err != nil {
-		_ = x.journal(KindState, "reading live state "+why+" failed: "+err.Error(), nil)
+		_ = x.journal(journal.KindState, "reading live state "+why+" failed: "+err.Error(), nil)
 		return nil, fmt.Errorf("reading live state %s: %w", why, err)
 	}
-	if err := x.journal(KindState, "live state "+why, viewOf(s)); err != nil {
+	if err := x.journal(journal.KindState, "live state "+why, viewOf(s)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -71,20 +72,20 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 		// Made before the interruption, its result unknown or not acted
 		// on: not made again; the step's own wait or the next step checks
 		// its effect on live state, and fails the action if it is missing.
-		return x.journal(KindNote, method+" was called before the interruption; not calling it again, its effect is checked on live state", nil)
+		return x.journal(journal.KindNote, method+" was called before the interruption; not calling it again, its effect is checked on live state", nil)
 	}
-	err := x.r.journal.Update(func(tx journalTx) error {
+	err := x.r.journal.Update(func(tx journal.Tx) error {
 		st.Calls = append(st.Calls, method)
 		if !x.rec.Wrote {
 			x.rec.Wrote = true
-			if err := tx.addAttempt(x.rec.Pool, tx.now()); err != nil {
+			if err := tx.AddAttempt(x.rec.Pool, tx.Now()); err != nil {
 				return err
 			}
 		}
 		if err := tx.Save(x.rec); err != nil {
 			return err
 		}
-		return tx.AppendFor(x.rec, KindCall, string(x.step)+": calling "+method, callData{Method: method, Args: args})
+		return tx.AppendFor(x.rec, journal.KindCall, string(x.step)+": calling "+method, callData{Method: method, Args: args})
 	})
 	if err != nil {
 		return fmt.Errorf("journaling %s before the call: %w", method, err)
@@ -103,7 +104,7 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 			}
 		}
 	}
-	if err := x.journal(KindCall, msg, res); err != nil {
+	if err := x.journal(journal.KindCall, msg, res); err != nil {
 		return fmt.Errorf("journaling the result of %s: %w", method, err)
 	}
 	if callErr != nil {
@@ -119,7 +120,7 @@ func (x *execution) call(ctx context.Context, method string, args any, fn func(c
 // journals the state it ends with. Read errors while waiting are retried
 // (a master may be restarting).
 func (x *execution) waitFor(ctx context.Context, what string, cond func(*xapi.Snapshot) (bool, string)) (*xapi.Snapshot, error) {
-	_ = x.journal(KindNote, "waiting for "+what, nil)
+	_ = x.journal(journal.KindNote, "waiting for "+what, nil)
 	interval := time.Duration(x.pol.PollInterval)
 	last := "no state read yet"
 	for {
@@ -127,7 +128,7 @@ func (x *execution) waitFor(ctx context.Context, what string, cond func(*xapi.Sn
 		if err == nil {
 			ok, status := cond(s)
 			if ok {
-				return s, x.journal(KindState, "live state after waiting for "+what, viewOf(s))
+				return s, x.journal(journal.KindState, "live state after waiting for "+what, viewOf(s))
 			}
 			last = status
 		} else if ctx.Err() == nil {
@@ -138,7 +139,7 @@ func (x *execution) waitFor(ctx context.Context, what string, cond func(*xapi.Sn
 		case <-ctx.Done():
 			t.Stop()
 			if s != nil {
-				_ = x.journal(KindState, "live state when giving up waiting for "+what, viewOf(s))
+				_ = x.journal(journal.KindState, "live state when giving up waiting for "+what, viewOf(s))
 			}
 			return nil, fmt.Errorf("%s did not happen within %s: %s", what, x.pol.StepTimeout, last)
 		case <-t.C:
@@ -149,7 +150,7 @@ func (x *execution) waitFor(ctx context.Context, what string, cond func(*xapi.Sn
 // holds evaluates the automatic holds on live state; target is left out.
 func (x *execution) holds(ctx context.Context, s *xapi.Snapshot, target string) error {
 	if reasons := x.r.autoHolds(ctx, x.rec.Pool, s, target); len(reasons) > 0 {
-		return end(StateSkipped, SkipHold, "automatic hold: "+strings.Join(reasons, "; "))
+		return end(journal.StateSkipped, SkipHold, "automatic hold: "+strings.Join(reasons, "; "))
 	}
 	return nil
 }
@@ -240,14 +241,14 @@ func disablePoolHAStep(stillNeeded func(*xapi.Snapshot) error) stepSpec {
 			return err
 		}
 		if !s.HAEnabled {
-			return x.journal(KindNote, "pool HA is already off", nil)
+			return x.journal(journal.KindNote, "pool HA is already off", nil)
 		}
 		if err := stillNeeded(s); err != nil {
 			return err
 		}
 		if reason := disableBlocked(s); reason != "" {
 			if !x.rec.Wrote {
-				return end(StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+reason)
+				return end(journal.StateSkipped, SkipPrecondition, "precondition failed, pool left untouched: "+reason)
 			}
 			return fmt.Errorf("not calling pool.disable_ha: %s", reason)
 		}
@@ -314,12 +315,12 @@ func enablePoolHAStep() stepSpec {
 			return err
 		}
 		if s.HAEnabled {
-			return x.journal(KindNote, "pool HA is already enabled", nil)
+			return x.journal(journal.KindNote, "pool HA is already enabled", nil)
 		}
 		if b := enableBlockers(s, x.pool.HeartbeatSR, ""); len(b) > 0 {
 			reason := "precondition failed: " + strings.Join(b, "; ")
 			if !x.rec.Wrote {
-				return end(StateSkipped, SkipPrecondition, reason)
+				return end(journal.StateSkipped, SkipPrecondition, reason)
 			}
 			return fmt.Errorf("cannot re-enable pool HA: %s", reason)
 		}
@@ -376,11 +377,11 @@ func checkRepair(ctx context.Context, x *execution, s *xapi.Snapshot, host strin
 		return err
 	}
 	if b := enableBlockers(s, x.pool.HeartbeatSR, host); len(b) > 0 {
-		return end(StateSkipped, SkipPrecondition,
+		return end(journal.StateSkipped, SkipPrecondition,
 			"precondition failed, pool left untouched (pool HA could not be re-enabled afterwards): "+strings.Join(b, "; "))
 	}
 	if x.rec.DryRun {
-		return end(StateDryRun, "", planText(slices.Concat(writes, []string{
+		return end(journal.StateDryRun, "", planText(slices.Concat(writes, []string{
 			fmt.Sprintf("wait until the master sees %s live as a slave", host),
 			"check enable_pool_ha's preconditions and " + enableCall(x, s),
 		})...))

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"xsha/remediator/journal"
 )
 
 // Storm guard defaults, safe for a fleet of about 50 pools: a storage or
@@ -71,49 +71,6 @@ func (b BreakerPolicy) validate() error {
 	return nil
 }
 
-// firingAlert is a remediable alert counted by the breaker.
-type firingAlert struct {
-	Pool string    `json:"pool"`
-	Name string    `json:"alertname"`
-	Seen time.Time `json:"seen"`
-}
-
-// stormState is the breaker's journaled state: the remediable alerts
-// firing, and whether the breaker is open, since when and why. It survives
-// restarts, so a restart neither closes an open breaker nor forgets the
-// alerts that count towards opening it.
-type stormState struct {
-	Open   bool      `json:"open"`
-	Since  time.Time `json:"since,omitzero"`
-	Reason string    `json:"reason,omitempty"`
-	// Closed and ClosedBy say when and how it last closed.
-	Closed   time.Time `json:"closed,omitzero"`
-	ClosedBy string    `json:"closed_by,omitempty"`
-	// Firing maps an alert's fingerprint to the alert.
-	Firing map[string]firingAlert `json:"firing,omitempty"`
-}
-
-// pools returns the pools with a firing remediable alert, sorted.
-func (s *stormState) pools() []string {
-	var out []string
-	for _, a := range s.Firing {
-		if !slices.Contains(out, a.Pool) {
-			out = append(out, a.Pool)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// prune forgets alerts last seen before the window.
-func (s *stormState) prune(now time.Time, window time.Duration) {
-	for fp, a := range s.Firing {
-		if now.Sub(a.Seen) >= window {
-			delete(s.Firing, fp)
-		}
-	}
-}
-
 // BreakerStatus is the breaker as the API and the status page show it.
 type BreakerStatus struct {
 	Open     bool      `json:"open"`
@@ -129,8 +86,8 @@ type BreakerStatus struct {
 }
 
 // breakerStatus returns the state as shown.
-func breakerStatus(s stormState, b BreakerPolicy) BreakerStatus {
-	pools := s.pools()
+func breakerStatus(s journal.Breaker, b BreakerPolicy) BreakerStatus {
+	pools := s.Pools()
 	if pools == nil {
 		pools = []string{}
 	}
@@ -150,29 +107,29 @@ func fingerprintOf(name, pool, host, fp string) string {
 // fn edits the firing alerts, then the breaker opens or (when the policy
 // says so) closes on the new count, and every change is journaled. It
 // returns the state as stored.
-func (r *engine) stormUpdate(tx journalTx, pol *Policy, fn func(s *stormState)) (stormState, error) {
-	s, err := tx.stormState()
+func (r *engine) stormUpdate(tx journal.Tx, pol *Policy, fn func(s *journal.Breaker)) (journal.Breaker, error) {
+	s, err := tx.Breaker()
 	if err != nil {
 		return s, err
 	}
 	if s.Firing == nil {
-		s.Firing = map[string]firingAlert{}
+		s.Firing = map[string]journal.FiringAlert{}
 	}
 	before := mustJSON(s)
-	now := tx.now()
+	now := tx.Now()
 	b := pol.Breaker
-	s.prune(now, time.Duration(b.Window))
+	s.Prune(now, time.Duration(b.Window))
 	if fn != nil {
 		fn(&s)
 	}
-	n := len(s.pools())
+	n := len(s.Pools())
 	trips, why := b.trips(n, len(r.cfg.Pools))
 	switch {
 	case !s.Open && b.enabled() && trips:
 		s.Open, s.Since, s.Reason = true, now, why
-		r.log.Error("remediation breaker opened: no new action runs until it closes", "reason", why, "pools", s.pools())
-		if err := tx.Append(Entry{Kind: KindBreaker, Message: "breaker opened: " + why + "; no new action runs until it closes",
-			Data: mustJSON(map[string]any{"pools": s.pools()})}); err != nil {
+		r.log.Error("remediation breaker opened: no new action runs until it closes", "reason", why, "pools", s.Pools())
+		if err := tx.Append(journal.Entry{Kind: journal.KindBreaker, Message: "breaker opened: " + why + "; no new action runs until it closes",
+			Data: mustJSON(map[string]any{"pools": s.Pools()})}); err != nil {
 			return s, err
 		}
 	case s.Open && !b.enabled():
@@ -185,28 +142,28 @@ func (r *engine) stormUpdate(tx journalTx, pol *Policy, fn func(s *stormState)) 
 		if err := closeBreaker(tx, &s, "auto", msg); err != nil {
 			return s, err
 		}
-		r.log.Warn("remediation breaker closed by itself", "pools", s.pools())
+		r.log.Warn("remediation breaker closed by itself", "pools", s.Pools())
 	}
 	if string(before) != string(mustJSON(s)) {
-		if err := tx.putStormState(s); err != nil {
+		if err := tx.PutBreaker(s); err != nil {
 			return s, err
 		}
 	}
 	return s, nil
 }
 
-func closeBreaker(tx journalTx, s *stormState, by, why string) error {
-	s.Open, s.Closed, s.ClosedBy = false, tx.now(), by
-	return tx.Append(Entry{Kind: KindBreaker, Message: fmt.Sprintf("breaker closed (%s): %s", by, why)})
+func closeBreaker(tx journal.Tx, s *journal.Breaker, by, why string) error {
+	s.Open, s.Closed, s.ClosedBy = false, tx.Now(), by
+	return tx.Append(journal.Entry{Kind: journal.KindBreaker, Message: fmt.Sprintf("breaker closed (%s): %s", by, why)})
 }
 
 // observeAlerts counts the remediable alerts of a webhook message before
 // any of them is decided, so that a message carrying a storm opens the
 // breaker before its first action is queued. A firing alert counts from
 // the last webhook that carried it until it resolves or the window passes.
-func (r *engine) observeAlerts(tx journalTx, pol *Policy, alerts []alertLabels) (stormState, error) {
-	return r.stormUpdate(tx, pol, func(s *stormState) {
-		now := tx.now()
+func (r *engine) observeAlerts(tx journal.Tx, pol *Policy, alerts []alertLabels) (journal.Breaker, error) {
+	return r.stormUpdate(tx, pol, func(s *journal.Breaker) {
+		now := tx.Now()
 		for _, a := range alerts {
 			if _, ok := pol.actionFor(a.name); !ok || a.pool == "" {
 				continue
@@ -216,7 +173,7 @@ func (r *engine) observeAlerts(tx journalTx, pol *Policy, alerts []alertLabels) 
 				delete(s.Firing, key)
 				continue
 			}
-			s.Firing[key] = firingAlert{Pool: a.pool, Name: a.name, Seen: now}
+			s.Firing[key] = journal.FiringAlert{Pool: a.pool, Name: a.name, Seen: now}
 		}
 	})
 }
@@ -227,7 +184,7 @@ type alertLabels struct {
 }
 
 // breakerGate returns why the breaker keeps an action from starting, or "".
-func breakerGate(s stormState) string {
+func breakerGate(s journal.Breaker) string {
 	if !s.Open {
 		return ""
 	}
@@ -239,9 +196,9 @@ func breakerGate(s stormState) string {
 // lets it; the maintenance loop calls it, so the breaker closes and its
 // metrics fall back without a webhook.
 func (r *engine) refreshBreaker() error {
-	var s stormState
+	var s journal.Breaker
 	pol := r.policy.Load()
-	err := r.journal.Update(func(tx journalTx) error {
+	err := r.journal.Update(func(tx journal.Tx) error {
 		var err error
 		s, err = r.stormUpdate(tx, pol, nil)
 		return err
@@ -258,11 +215,11 @@ func (r *engine) refreshBreaker() error {
 // sends them next, and open the breaker again if the storm goes on. It
 // reports whether the breaker was open.
 func (r *engine) resetBreaker(who string) (bool, error) {
-	var s stormState
+	var s journal.Breaker
 	var was bool
-	err := r.journal.Update(func(tx journalTx) error {
+	err := r.journal.Update(func(tx journal.Tx) error {
 		var err error
-		s, err = tx.stormState()
+		s, err = tx.Breaker()
 		if err != nil {
 			return err
 		}
@@ -273,7 +230,7 @@ func (r *engine) resetBreaker(who string) (bool, error) {
 				return err
 			}
 		}
-		return tx.putStormState(s)
+		return tx.PutBreaker(s)
 	})
 	if err != nil {
 		return false, fmt.Errorf("resetting the breaker: %w", err)
@@ -287,27 +244,27 @@ func (r *engine) resetBreaker(who string) (bool, error) {
 
 // breakerView returns the breaker's state as last stored.
 func (r *engine) breakerView() (BreakerStatus, error) {
-	var s stormState
-	err := r.journal.View(func(tx journalTx) error {
+	var s journal.Breaker
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
-		s, err = tx.stormState()
+		s, err = tx.Breaker()
 		return err
 	})
 	if err != nil {
 		return BreakerStatus{}, err
 	}
 	pol := r.policy.Load()
-	s.prune(r.now(), time.Duration(pol.Breaker.Window))
+	s.Prune(r.now(), time.Duration(pol.Breaker.Window))
 	return breakerStatus(s, pol.Breaker), nil
 }
 
-func (r *engine) setBreakerGauges(s stormState) {
+func (r *engine) setBreakerGauges(s journal.Breaker) {
 	if s.Open {
 		r.metrics.breakerOpen.Set(1)
 	} else {
 		r.metrics.breakerOpen.Set(0)
 	}
-	r.metrics.breakerPools.Set(float64(len(s.pools())))
+	r.metrics.breakerPools.Set(float64(len(s.Pools())))
 }
 
 // runLimiter lets at most a policy-given number of pools run an action at
@@ -401,13 +358,13 @@ func (l *runLimiter) release(pool string) {
 // olderPending implements olderFunc on the journal's open actions.
 func (r *engine) olderPending(pool string, id uint64, running map[string]bool) (bool, error) {
 	var older bool
-	err := r.journal.View(func(tx journalTx) error {
+	err := r.journal.View(func(tx journal.Tx) error {
 		open, err := tx.Open("")
 		if err != nil {
 			return err
 		}
 		for _, a := range open {
-			if a.ID < id && a.Pool != pool && a.State == StatePending && !running[a.Pool] {
+			if a.ID < id && a.Pool != pool && a.State == journal.StatePending && !running[a.Pool] {
 				if _, ok := r.wake[a.Pool]; ok {
 					older = true
 					return nil

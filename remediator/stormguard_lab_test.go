@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"xsha/remediator/journal"
 	"xsha/sim/scenario"
 )
 
@@ -53,7 +54,7 @@ breaker: {max_pools: 1}
 	if v := verdictsOf(out); len(v) != 1 || v[0] != string(VerdictQueued) {
 		t.Fatalf("repeat after the breaker closed: verdicts %v, want queued", v)
 	}
-	if rec := h.waitFinal(ids[0]); rec.State != StateSuccess {
+	if rec := h.waitFinal(ids[0]); rec.State != journal.StateSuccess {
 		t.Fatalf("%s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(ids[0])))
 	}
 	if !h.pool("cluster-a").HAEnabled || h.pool("cluster-b").HAEnabled {
@@ -132,8 +133,8 @@ step_timeout: 30s
 	for i, id := range ids[:5] {
 		rec := h.waitFinal(id)
 		switch {
-		case rec.State == StateSuccess:
-		case rec.State == StateSkipped && strings.Contains(rec.Reason, "breaker is open") && !rec.Wrote:
+		case rec.State == journal.StateSuccess:
+		case rec.State == journal.StateSkipped && strings.Contains(rec.Reason, "breaker is open") && !rec.Wrote:
 		default:
 			t.Errorf("action on %s: %s %q (wrote %v), want success or skipped by the breaker", names[i], rec.State, rec.Reason, rec.Wrote)
 		}

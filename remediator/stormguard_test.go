@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 
 	"xsha/config"
+	"xsha/remediator/journal"
 )
 
 // configOf is the configuration of the fake pools, as newHarnessClock
@@ -289,7 +290,7 @@ func TestBreakerSkipsPendingAndCloses(t *testing.T) {
 			}
 			h.start()
 			for _, id := range ids[:2] {
-				if rec := h.waitFinal(id); rec.State != StateSkipped || !strings.Contains(rec.Reason, "breaker is open") {
+				if rec := h.waitFinal(id); rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "breaker is open") {
 					t.Errorf("action %d queued before the breaker opened: %s %q, want skipped by the breaker", id, rec.State, rec.Reason)
 				}
 			}
@@ -307,7 +308,7 @@ func TestBreakerSkipsPendingAndCloses(t *testing.T) {
 			if v := verdictsOf(out); len(v) != 1 || v[0] != string(VerdictQueued) {
 				t.Fatalf("after closing: verdicts %v, want queued", v)
 			}
-			if rec := h.waitFinal(actionIDs(out)[0]); rec.State != StateSuccess {
+			if rec := h.waitFinal(actionIDs(out)[0]); rec.State != journal.StateSuccess {
 				t.Errorf("after closing: action %s %q, want success", rec.State, rec.Reason)
 			}
 			for _, p := range pools[:3] {
@@ -347,7 +348,7 @@ breaker: {max_pools: 1}
 		t.Fatalf("second pool: verdicts %v, want skipped by the breaker", v)
 	}
 	close(a.gate)
-	if rec := h.waitFinal(idA); rec.State != StateSuccess {
+	if rec := h.waitFinal(idA); rec.State != journal.StateSuccess {
 		t.Errorf("the running action ended %s %q, want success", rec.State, rec.Reason)
 	}
 	if !a.HAEnabled() || b.count("pool.enable_ha") != 0 {
@@ -385,7 +386,7 @@ func TestMaxRunningPoolsRunsInOrder(t *testing.T) {
 		if i == 0 {
 			h.waitCounter(2, h.r.metrics.waitingPools)
 			for _, id := range ids[1:] {
-				if rec := h.record(id); rec.State != StatePending {
+				if rec := h.record(id); rec.State != journal.StatePending {
 					t.Errorf("waiting action %d is %s, want pending", id, rec.State)
 				}
 			}
@@ -394,7 +395,7 @@ func TestMaxRunningPoolsRunsInOrder(t *testing.T) {
 			t.Errorf("running_pools = %v, want 1", got)
 		}
 		close(gated[want].gate)
-		if rec := h.waitFinal(ids[i]); rec.State != StateSuccess {
+		if rec := h.waitFinal(ids[i]); rec.State != journal.StateSuccess {
 			t.Errorf("action on %s ended %s %q", want, rec.State, rec.Reason)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"xsha/cloudstack"
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -97,7 +98,7 @@ func isWorkflow(name ActionName) bool {
 // startWorkflow records a pending workflow after checking the request, the
 // policy and that nothing else is open on the pool; the pool's runner
 // starts it. The checks on live state are the workflow's first step.
-func (r *engine) startWorkflow(req WorkflowRequest, remote string) (*Action, error) {
+func (r *engine) startWorkflow(req WorkflowRequest, remote string) (*journal.Action, error) {
 	if !isWorkflow(req.Workflow) {
 		var names []string
 		for _, a := range actionTable {
@@ -123,9 +124,9 @@ func (r *engine) startWorkflow(req WorkflowRequest, remote string) (*Action, err
 	if !pol.allows(req.Workflow, req.Pool) {
 		return nil, fmt.Errorf("%w: the policy does not allow %s on pool %s", errNotAllowed, req.Workflow, req.Pool)
 	}
-	rec := &Action{Name: req.Workflow, Pool: req.Pool, Host: req.Host, NewMaster: req.NewMaster,
-		State: StatePending, DryRun: req.DryRun || pol.dryRunFor(req.Workflow), RequestedBy: remote}
-	err := r.journal.Update(func(tx journalTx) error {
+	rec := &journal.Action{Name: req.Workflow, Pool: req.Pool, Host: req.Host, NewMaster: req.NewMaster,
+		State: journal.StatePending, DryRun: req.DryRun || pol.dryRunFor(req.Workflow), RequestedBy: remote}
+	err := r.journal.Update(func(tx journal.Tx) error {
 		open, err := tx.Open(req.Pool)
 		if err != nil {
 			return err
@@ -150,7 +151,7 @@ func (r *engine) startWorkflow(req WorkflowRequest, remote string) (*Action, err
 		if rec.DryRun {
 			msg += " in dry-run mode"
 		}
-		return tx.AppendFor(rec, KindAction, msg, map[string]string{"remote": remote})
+		return tx.AppendFor(rec, journal.KindAction, msg, map[string]string{"remote": remote})
 	})
 	if err != nil {
 		return nil, err
@@ -164,9 +165,9 @@ func (r *engine) startWorkflow(req WorkflowRequest, remote string) (*Action, err
 // cancelWorkflow cancels a workflow that has not written anything yet: a
 // pending one at once, a running one before its next step. One that wrote
 // is not stopped halfway: pool HA could be left off or a host out.
-func (r *engine) cancelWorkflow(id uint64, remote string) (*Action, error) {
-	var rec *Action
-	err := r.journal.Update(func(tx journalTx) error {
+func (r *engine) cancelWorkflow(id uint64, remote string) (*journal.Action, error) {
+	var rec *journal.Action
+	err := r.journal.Update(func(tx journal.Tx) error {
 		var err error
 		if rec, err = tx.Get(id); err != nil {
 			return err
@@ -174,33 +175,33 @@ func (r *engine) cancelWorkflow(id uint64, remote string) (*Action, error) {
 		switch {
 		case !isWorkflow(rec.Name):
 			return fmt.Errorf("%w: %d is an alert-driven action, not a workflow", errBadWorkflow, id)
-		case !rec.open():
+		case !rec.Open():
 			return fmt.Errorf("%w: workflow %d already ended %s", errPoolBusy, id, rec.State)
 		case rec.Wrote:
 			return fmt.Errorf("%w: workflow %d has written (%s); it is not stopped halfway, so the pool is not left without HA or the host out of service", errPoolBusy, id, lastStep(rec))
-		case rec.State == StateRunning:
+		case rec.State == journal.StateRunning:
 			rec.CancelRequested = true
 			if err := tx.Put(rec); err != nil {
 				return err
 			}
-			return tx.AppendFor(rec, KindAction, "cancel requested by an operator: it stops before its next step", map[string]string{"remote": remote})
+			return tx.AppendFor(rec, journal.KindAction, "cancel requested by an operator: it stops before its next step", map[string]string{"remote": remote})
 		}
-		rec.State, rec.Reason, rec.Finished = StateCancelled, "cancelled by an operator before it started", tx.now()
+		rec.State, rec.Reason, rec.Finished = journal.StateCancelled, "cancelled by an operator before it started", tx.Now()
 		if err := tx.Put(rec); err != nil {
 			return err
 		}
-		return tx.AppendFor(rec, KindAction, "cancelled: "+rec.Reason, map[string]string{"remote": remote})
+		return tx.AppendFor(rec, journal.KindAction, "cancelled: "+rec.Reason, map[string]string{"remote": remote})
 	})
 	if err != nil {
 		return nil, err
 	}
-	if !rec.open() {
+	if !rec.Open() {
 		r.metrics.workflowRunning(rec.Pool, rec.Host, rec.Name, false)
 	}
 	return rec, nil
 }
 
-func lastStep(rec *Action) string {
+func lastStep(rec *journal.Action) string {
 	if len(rec.Steps) == 0 {
 		return "no step yet"
 	}
@@ -210,7 +211,7 @@ func lastStep(rec *Action) string {
 
 // workflowHold returns why an alert-driven action on the pool must wait:
 // an open workflow holds it.
-func workflowHold(tx journalTx, action ActionName, pool string) (string, bool, error) {
+func workflowHold(tx journal.Tx, action ActionName, pool string) (string, bool, error) {
 	if isWorkflow(action) {
 		return "", false, nil
 	}
@@ -218,7 +219,7 @@ func workflowHold(tx journalTx, action ActionName, pool string) (string, bool, e
 	if err != nil {
 		return "", false, err
 	}
-	i := slices.IndexFunc(open, func(a *Action) bool { return isWorkflow(a.Name) })
+	i := slices.IndexFunc(open, func(a *journal.Action) bool { return isWorkflow(a.Name) })
 	if i < 0 {
 		return "", false, nil
 	}
@@ -238,7 +239,7 @@ func (m *metrics) workflowRunning(pool, host string, name ActionName, open bool)
 // restoreWorkflowGauges sets the gauge of every workflow a previous run
 // left open.
 func (r *engine) restoreWorkflowGauges() {
-	_ = r.journal.View(func(tx journalTx) error {
+	_ = r.journal.View(func(tx journal.Tx) error {
 		open, err := tx.Open("")
 		for _, a := range open {
 			if isWorkflow(a.Name) {
@@ -251,12 +252,12 @@ func (r *engine) restoreWorkflowGauges() {
 
 // cancelRequested ends a workflow an operator cancelled before it wrote,
 // and reports whether it did.
-func (r *engine) cancelRequested(rec *Action) (bool, error) {
+func (r *engine) cancelRequested(rec *journal.Action) (bool, error) {
 	if !isWorkflow(rec.Name) {
 		return false, nil
 	}
 	var stop bool
-	err := r.journal.View(func(tx journalTx) error {
+	err := r.journal.View(func(tx journal.Tx) error {
 		cur, err := tx.Get(rec.ID)
 		if err == nil {
 			stop = cur.CancelRequested && !rec.Wrote
@@ -267,5 +268,5 @@ func (r *engine) cancelRequested(rec *Action) (bool, error) {
 		return false, err
 	}
 	rec.CancelRequested = true
-	return true, r.finish(rec, StateCancelled, "", "cancelled by an operator before it wrote anything")
+	return true, r.finish(rec, journal.StateCancelled, "", "cancelled by an operator before it wrote anything")
 }

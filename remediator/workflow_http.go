@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"xsha/remediator/journal"
 )
 
 // routeWorkflows adds the workflow API: starting and cancelling need the
@@ -32,12 +34,12 @@ func (r *engine) handleWorkflows(w http.ResponseWriter, req *http.Request) {
 }
 
 // recentWorkflows returns up to limit workflows, newest first.
-func (r *engine) recentWorkflows(limit int) ([]*Action, error) {
+func (r *engine) recentWorkflows(limit int) ([]*journal.Action, error) {
 	recs, err := r.recentActions(maxListLimit)
 	if err != nil {
 		return nil, err
 	}
-	out := []*Action{}
+	out := []*journal.Action{}
 	for _, a := range recs {
 		if isWorkflow(a.Name) && len(out) < limit {
 			out = append(out, a)
@@ -50,9 +52,9 @@ func (r *engine) recentWorkflows(limit int) ([]*Action, error) {
 // journal, oldest entry first.
 func (r *engine) handleWorkflow(w http.ResponseWriter, req *http.Request) {
 	id, _ := strconv.ParseUint(mux.Vars(req)["id"], 10, 64)
-	var rec *Action
-	var entries []Entry
-	err := r.journal.View(func(tx journalTx) error {
+	var rec *journal.Action
+	var entries []journal.Entry
+	err := r.journal.View(func(tx journal.Tx) error {
 		var err error
 		if rec, err = tx.Get(id); err != nil {
 			return err
@@ -132,7 +134,7 @@ func workflowErrorCode(err error) int {
 // workflowView is a workflow as the status page shows it: every step of
 // its plan, done, running or still to come.
 type workflowView struct {
-	*Action
+	*journal.Action
 	StepViews []stepView
 }
 
@@ -145,7 +147,7 @@ type stepView struct {
 }
 
 // workflowView lists the workflow's steps in order with their state.
-func (r *engine) workflowView(a *Action) workflowView {
+func (r *engine) workflowView(a *journal.Action) workflowView {
 	v := workflowView{Action: a}
 	spec, _ := lookupAction(a.Name)
 	for _, s := range spec.steps(a.Host) {
@@ -154,13 +156,13 @@ func (r *engine) workflowView(a *Action) workflowView {
 			st := a.Steps[i]
 			sv.State = string(st.State)
 			end := st.Finished
-			if end.IsZero() && a.open() {
+			if end.IsZero() && a.Open() {
 				end = r.now()
 			}
 			if !end.IsZero() {
 				sv.Took = end.Sub(st.Started).Round(time.Second).String()
 			}
-		} else if !a.open() {
+		} else if !a.Open() {
 			sv.State = "not run"
 		}
 		v.StepViews = append(v.StepViews, sv)

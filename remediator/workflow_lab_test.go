@@ -10,6 +10,7 @@ import (
 
 	"xsha/cloudstack"
 	"xsha/config"
+	"xsha/remediator/journal"
 	"xsha/sim/lab"
 	"xsha/sim/scenario"
 	"xsha/xapi"
@@ -143,7 +144,7 @@ func TestLabRestartSlaveWorkflow(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec = h.waitFinal(rec.ID)
-			if rec.State != StateSuccess {
+			if rec.State != journal.StateSuccess {
 				t.Fatalf("%s: %s\n%s", rec.State, rec.Reason, journalText(h.entriesFor(rec.ID)))
 			}
 			want := []string{"cloudstack.prepareHostForMaintenance", "pool.disable_ha", "host.disable", "host.evacuate",
@@ -186,25 +187,25 @@ func TestLabWorkflowRefusals(t *testing.T) {
 		setup    func(*lab.Lab) error
 		workflow ActionName
 		host     string
-		state    State
+		state    journal.State
 		reason   []string
 		// csAfter is CloudStack's view of the host at the end.
 		csAfter string
 	}{
 		{"unevacuable VM", func(l *lab.Lab) error { return l.SetVMMigrationFault("i-2-101-VM", true) },
-			WorkflowRestartSlave, "xs-a2", StateSkipped,
+			WorkflowRestartSlave, "xs-a2", journal.StateSkipped,
 			[]string{"VM i-2-101-VM cannot be evacuated from xs-a2: VM_MISSING_PV_DRIVERS", "nothing was changed"}, "Enabled/Up"},
 		{"CloudStack maintenance error", func(l *lab.Lab) error { return l.SetCloudStackMigrationFault("i-2-101-VM", true) },
-			WorkflowRestartSlave, "xs-a2", StateFailed,
+			WorkflowRestartSlave, "xs-a2", journal.StateFailed,
 			[]string{"CloudStack could not put xs-a2 into maintenance: ErrorInPrepareForMaintenance"}, "ErrorInPrepareForMaintenance/Up"},
 		{"pool HA already off", func(l *lab.Lab) error { return l.DisablePoolHA("cluster-a") },
-			WorkflowRestartSlave, "xs-a2", StateSkipped,
+			WorkflowRestartSlave, "xs-a2", journal.StateSkipped,
 			[]string{"pool HA is already off: someone else's work"}, "Enabled/Up"},
 		{"slave restart of the master", nil,
-			WorkflowRestartSlave, "xs-a1", StateSkipped,
+			WorkflowRestartSlave, "xs-a1", journal.StateSkipped,
 			[]string{"host xs-a1 is the master: use restart_master"}, "Enabled/Up"},
 		{"bring back a live host", nil,
-			WorkflowBringBack, "xs-a3", StateSkipped,
+			WorkflowBringBack, "xs-a3", journal.StateSkipped,
 			[]string{"host xs-a3 is live already", "nothing to bring back"}, "Enabled/Up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"xsha/cloudstack"
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -105,7 +106,7 @@ func bringBackSteps(host string) []stepSpec {
 		{name: stepNameCheck, run: func(ctx context.Context, x *execution) error { return checkWorkflow(ctx, x, host) }},
 		wfDisablePoolHAStep(host),
 		{name: stepNameWaitPowerOn, run: func(ctx context.Context, x *execution) error {
-			_ = x.journal(KindNote, fmt.Sprintf("power on host %s now (its BMC or the power button): the workflow waits until it has joined as a slave", host), nil)
+			_ = x.journal(journal.KindNote, fmt.Sprintf("power on host %s now (its BMC or the power button): the workflow waits until it has joined as a slave", host), nil)
 			return waitSlave(ctx, x, host)
 		}},
 		wfEnablePoolHAStep(),
@@ -141,7 +142,7 @@ func (x *execution) liveHost(ctx context.Context, host, why string) (*xapi.Snaps
 // written, failed after.
 func (x *execution) stop(reason string) error {
 	if !x.rec.Wrote {
-		return end(StateSkipped, SkipPrecondition, reason+"; nothing was changed")
+		return end(journal.StateSkipped, SkipPrecondition, reason+"; nothing was changed")
 	}
 	return errors.New(reason)
 }
@@ -258,7 +259,7 @@ func (x *execution) csHost(ctx context.Context, host string) (cloudstack.Host, b
 func checkWorkflow(ctx context.Context, x *execution, host string) error {
 	s, h, err := x.liveHost(ctx, host, "before the workflow")
 	if err != nil {
-		return end(StateSkipped, SkipPrecondition, err.Error())
+		return end(journal.StateSkipped, SkipPrecondition, err.Error())
 	}
 	name := x.rec.Name
 	var refusals []string
@@ -306,7 +307,7 @@ func checkWorkflow(ctx context.Context, x *execution, host string) error {
 		refusals = append(refusals, fmt.Sprintf("new_master %s given but host %s is not the master", x.rec.NewMaster, host))
 	}
 	if len(refusals) > 0 {
-		return end(StateSkipped, SkipPrecondition, "refused, nothing was changed: "+strings.Join(refusals, "; "))
+		return end(journal.StateSkipped, SkipPrecondition, "refused, nothing was changed: "+strings.Join(refusals, "; "))
 	}
 	var vms []string
 	if name != WorkflowBringBack && h.Live {
@@ -330,21 +331,21 @@ func checkWorkflow(ctx context.Context, x *execution, host string) error {
 		refusals = append(refusals, fmt.Sprintf("CloudStack shows host %s %s, not in Maintenance", host, cs.ResourceState))
 	}
 	if len(refusals) > 0 {
-		return end(StateSkipped, SkipPrecondition, "refused, nothing was changed: "+strings.Join(refusals, "; "))
+		return end(journal.StateSkipped, SkipPrecondition, "refused, nothing was changed: "+strings.Join(refusals, "; "))
 	}
 	if newMaster != "" {
 		x.rec.NewMaster = newMaster
-		if err := x.r.journal.Update(func(tx journalTx) error {
+		if err := x.r.journal.Update(func(tx journal.Tx) error {
 			if err := tx.Save(x.rec); err != nil {
 				return err
 			}
-			return tx.AppendFor(x.rec, KindNote, fmt.Sprintf("check: the master role goes to %s", newMaster), nil)
+			return tx.AppendFor(x.rec, journal.KindNote, fmt.Sprintf("check: the master role goes to %s", newMaster), nil)
 		}); err != nil {
 			return err
 		}
 	}
 	if x.rec.DryRun {
-		return end(StateDryRun, "", "dry-run plan: "+strings.Join(workflowPlan(x, s, h, cs, hasCS, vms), "; "))
+		return end(journal.StateDryRun, "", "dry-run plan: "+strings.Join(workflowPlan(x, s, h, cs, hasCS, vms), "; "))
 	}
 	return nil
 }
@@ -422,14 +423,14 @@ func csMaintenanceStep(host string) stepSpec {
 		case err != nil:
 			return err
 		case !ok:
-			return x.journal(KindNote, "no CloudStack configured: nothing to do", nil)
+			return x.journal(journal.KindNote, "no CloudStack configured: nothing to do", nil)
 		case h.ResourceState == cloudstack.ResourceMaintenance:
-			return x.journal(KindNote, fmt.Sprintf("CloudStack shows %s in Maintenance already", host), nil)
+			return x.journal(journal.KindNote, fmt.Sprintf("CloudStack shows %s in Maintenance already", host), nil)
 		case h.ResourceState == cloudstack.ResourceEnabled:
 			err := x.call(ctx, "cloudstack.prepareHostForMaintenance", map[string]string{"host": host, "id": h.ID}, func(ctx context.Context) error {
 				job, err := x.r.cloudStack.Prepare(ctx, h.ID)
 				if err == nil {
-					_ = x.journal(KindNote, "CloudStack accepted prepareHostForMaintenance as job "+job, nil)
+					_ = x.journal(journal.KindNote, "CloudStack accepted prepareHostForMaintenance as job "+job, nil)
 				}
 				return err
 			})
@@ -458,12 +459,12 @@ func csCancelStep(host string) stepSpec {
 		case err != nil:
 			return err
 		case !ok:
-			return x.journal(KindNote, "no CloudStack configured: nothing to do", nil)
+			return x.journal(journal.KindNote, "no CloudStack configured: nothing to do", nil)
 		case h.ResourceState != cloudstack.ResourceEnabled:
 			err := x.call(ctx, "cloudstack.cancelHostMaintenance", map[string]string{"host": host, "id": h.ID}, func(ctx context.Context) error {
 				job, err := x.r.cloudStack.Cancel(ctx, h.ID)
 				if err == nil {
-					_ = x.journal(KindNote, "CloudStack accepted cancelHostMaintenance as job "+job, nil)
+					_ = x.journal(journal.KindNote, "CloudStack accepted cancelHostMaintenance as job "+job, nil)
 				}
 				return err
 			})
@@ -479,7 +480,7 @@ func csCancelStep(host string) stepSpec {
 
 // waitCloudStack polls CloudStack until cond holds or fails.
 func (x *execution) waitCloudStack(ctx context.Context, host, what string, cond func(cloudstack.Host) (bool, error)) error {
-	_ = x.journal(KindNote, fmt.Sprintf("waiting for CloudStack to show %s %s", host, what), nil)
+	_ = x.journal(journal.KindNote, fmt.Sprintf("waiting for CloudStack to show %s %s", host, what), nil)
 	last := "not read yet"
 	for {
 		h, _, err := x.csHost(ctx, host)
@@ -490,7 +491,7 @@ func (x *execution) waitCloudStack(ctx context.Context, host, what string, cond 
 				return cerr
 			}
 			if ok {
-				return x.journal(KindState, fmt.Sprintf("CloudStack shows %s %s/%s", host, h.ResourceState, h.State), nil)
+				return x.journal(journal.KindState, fmt.Sprintf("CloudStack shows %s %s/%s", host, h.ResourceState, h.State), nil)
 			}
 		} else if ctx.Err() == nil {
 			last = err.Error()
@@ -512,14 +513,14 @@ func (x *execution) waitCloudStack(ctx context.Context, host, what string, cond 
 func wfDisablePoolHAStep(host string) stepSpec {
 	return stepSpec{name: stepNameDisablePoolHA, run: func(ctx context.Context, x *execution) error {
 		if x.rec.Name == WorkflowShutdown && x.rec.NewMaster == "" {
-			return x.journal(KindNote, "not the master: pool HA stays on for the other hosts", nil)
+			return x.journal(journal.KindNote, "not the master: pool HA stays on for the other hosts", nil)
 		}
 		s, h, err := x.liveHost(ctx, host, "before disabling pool HA")
 		if err != nil {
 			return x.stop(err.Error())
 		}
 		if !s.HAEnabled {
-			return x.journal(KindNote, "pool HA is already off", nil)
+			return x.journal(journal.KindNote, "pool HA is already off", nil)
 		}
 		refusals := poolRefusals(s, host)
 		if reason := disableBlocked(s); reason != "" {
@@ -552,7 +553,7 @@ func designateStep(host string) stepSpec {
 	return stepSpec{name: stepNameDesignate, run: func(ctx context.Context, x *execution) error {
 		target := x.rec.NewMaster
 		if target == "" {
-			return x.journal(KindNote, fmt.Sprintf("host %s is not the master: nothing to hand over", host), nil)
+			return x.journal(journal.KindNote, fmt.Sprintf("host %s is not the master: nothing to hand over", host), nil)
 		}
 		// Read through waitFor: after the call every host restarts its
 		// xapi (xapi_pool_transition.ml), so a resumed step may find no
@@ -611,7 +612,7 @@ func disableHostStep(host string) stepSpec {
 			return fmt.Errorf("host %s is not live (%s)", host, hostState(h))
 		}
 		if !h.Enabled {
-			return x.journal(KindNote, fmt.Sprintf("host %s is disabled already", host), nil)
+			return x.journal(journal.KindNote, fmt.Sprintf("host %s is disabled already", host), nil)
 		}
 		m, err := x.hostOps()
 		if err != nil {
@@ -668,7 +669,7 @@ func evacuateHostStep(host string) stepSpec {
 		if len(left) > 0 {
 			return fmt.Errorf("VMs still on %s after host.evacuate: %s", host, strings.Join(left, ", "))
 		}
-		return x.journal(KindNote, fmt.Sprintf("no VM left on %s (moved: %s)", host, listOr(vms, "none")), nil)
+		return x.journal(journal.KindNote, fmt.Sprintf("no VM left on %s (moved: %s)", host, listOr(vms, "none")), nil)
 	}}
 }
 
@@ -692,7 +693,7 @@ func hostPowerStep(ctx context.Context, x *execution, host, method string, call 
 	}
 	if !h.Live {
 		if x.resumed && slices.Contains(x.rec.Steps[x.stepIdx].Calls, method) {
-			return x.journal(KindNote, fmt.Sprintf("%s was called before the interruption and the host is down: not calling it again", method), nil)
+			return x.journal(journal.KindNote, fmt.Sprintf("%s was called before the interruption and the host is down: not calling it again", method), nil)
 		}
 		return fmt.Errorf("host %s is not live (%s)", host, hostState(h))
 	}
@@ -736,7 +737,7 @@ func waitSlave(ctx context.Context, x *execution, host string) error {
 func wfEnablePoolHAStep() stepSpec {
 	return stepSpec{name: stepNameEnablePoolHA, run: func(ctx context.Context, x *execution) error {
 		if x.rec.Name == WorkflowShutdown && x.rec.NewMaster == "" {
-			return x.journal(KindNote, "not the master: pool HA stayed on", nil)
+			return x.journal(journal.KindNote, "not the master: pool HA stayed on", nil)
 		}
 		s, err := x.waitFor(ctx, "pool HA's preconditions", func(s *xapi.Snapshot) (bool, string) {
 			if s.HAEnabled {
@@ -749,7 +750,7 @@ func wfEnablePoolHAStep() stepSpec {
 			return err
 		}
 		if s.HAEnabled {
-			return x.journal(KindNote, "pool HA is already enabled", nil)
+			return x.journal(journal.KindNote, "pool HA is already enabled", nil)
 		}
 		sr, cfg := s.HeartbeatSR.UUID, x.pol.haConfiguration()
 		args := map[string]any{"heartbeat_srs": []string{sr}, "heartbeat_sr_name": s.HeartbeatSR.Name, "configuration": cfg}
@@ -775,7 +776,7 @@ func enableHostStep(host string) stepSpec {
 			return err
 		}
 		if h.Enabled {
-			return x.journal(KindNote, fmt.Sprintf("host %s is enabled already: host.disable does not survive a reboot", host), nil)
+			return x.journal(journal.KindNote, fmt.Sprintf("host %s is enabled already: host.disable does not survive a reboot", host), nil)
 		}
 		m, err := x.hostOps()
 		if err != nil {

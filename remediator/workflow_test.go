@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"xsha/remediator/journal"
 	"xsha/xapi"
 )
 
@@ -101,7 +102,7 @@ func TestWorkflowHoldsItsPool(t *testing.T) {
 		t.Errorf("second workflow: %d %v", code, out)
 	}
 	rec := h.record(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp"))
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "workflow 1 (restart_slave of cluster-a-h2) is pending on pool cluster-a: planned maintenance") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "workflow 1 (restart_slave of cluster-a-h2) is pending on pool cluster-a: planned maintenance") {
 		t.Errorf("alert-driven action during the workflow: %s: %s", rec.State, rec.Reason)
 	}
 	resp, err := http.Get(h.srv.URL + "/")
@@ -149,7 +150,7 @@ func TestWorkflowRefusesTheLastLiveHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = h.waitFinal(rec.ID)
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "host cluster-a-h1 is the last live, enabled host of the pool") ||
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "host cluster-a-h1 is the last live, enabled host of the pool") ||
 		!strings.Contains(rec.Reason, "nothing was changed") {
 		t.Errorf("%s: %s", rec.State, rec.Reason)
 	}
@@ -178,7 +179,7 @@ func TestWorkflowRefusesABlockedDisable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec = h.waitFinal(rec.ID)
-	if rec.State != StateSkipped || !strings.Contains(rec.Reason, "the master cannot reach the HA statefile, so pool.disable_ha would wait") {
+	if rec.State != journal.StateSkipped || !strings.Contains(rec.Reason, "the master cannot reach the HA statefile, so pool.disable_ha would wait") {
 		t.Errorf("%s: %s", rec.State, rec.Reason)
 	}
 	if calls := p.Calls(); len(calls) != 0 {

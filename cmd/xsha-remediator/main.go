@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"xsha/remediator"
+	"xsha/remediator/journal"
 )
 
 func main() { os.Exit(run()) }
@@ -49,7 +50,7 @@ func run() int {
 		etcdEndpoints = kingpin.Flag("journal.etcd.endpoints",
 			"etcd client URLs (comma-separated or repeated): keep the journal in etcd, shared by every replica with the same prefix, instead of --journal.path.").Strings()
 		etcdPrefix = kingpin.Flag("journal.etcd.prefix", "Key prefix of the shared journal in etcd.").
-				Default(remediator.DefaultEtcdPrefix).String()
+				Default(journal.DefaultEtcdPrefix).String()
 		etcdCA = kingpin.Flag("journal.etcd.ca-file",
 			"CA bundle that verifies the etcd members' certificates (https endpoints); the system's CAs when unset.").String()
 		etcdCert = kingpin.Flag("journal.etcd.cert-file", "Client certificate for etcd's --client-cert-auth.").String()
@@ -61,7 +62,7 @@ func run() int {
 			"File holding user:password for an etcd cluster with authentication enabled.").String()
 		replica = kingpin.Flag("replica.name",
 			"This replica's name in the actions it runs and on the status page; the host name when unset.").String()
-		retention   = model.Duration(remediator.DefaultRetention)
+		retention   = model.Duration(journal.DefaultRetention)
 		configCheck = kingpin.Flag("config.check",
 			"Check --config.file (parse, validate, read its secret files), print what is wrong and exit; 0 and \"ok\" when good.").Bool()
 		policyCheck = kingpin.Flag("policy.check",
@@ -94,9 +95,9 @@ func run() int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	var etcdOpts *remediator.EtcdOptions
+	var etcdOpts *journal.EtcdOptions
 	if eps := splitList(*etcdEndpoints); len(eps) > 0 {
-		etcdOpts = &remediator.EtcdOptions{Endpoints: eps, Prefix: *etcdPrefix,
+		etcdOpts = &journal.EtcdOptions{Endpoints: eps, Prefix: *etcdPrefix,
 			CAFile: *etcdCA, CertFile: *etcdCert, KeyFile: *etcdKey, AuthFile: *etcdAuth, LeaseTTL: *etcdTTL}
 		logger.Info("journal in etcd, shared by replicas", "endpoints", eps, "prefix", *etcdPrefix)
 	}

@@ -26,6 +26,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // HealthTimeout bounds how long Start, Restart and RestoreQuorum wait for
@@ -228,6 +231,31 @@ func (c *Cluster) RestoreQuorum() {
 // quorum read through raft succeeds.
 func (c *Cluster) Healthy(ctx context.Context, i int) error {
 	return health(ctx, c.member(i).clientURL)
+}
+
+// Leader returns the index of the running member that leads the cluster,
+// as the members themselves report it (etcd's Status call).
+func (c *Cluster) Leader(ctx context.Context) (int, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return -1, fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	defer cli.Close()
+	var errs []error
+	for i, m := range c.members {
+		if !m.running() {
+			continue
+		}
+		st, err := cli.Status(ctx, m.clientURL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("status of member %d: %w", i, err))
+			continue
+		}
+		if st.Header.MemberId == st.Leader {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no member leads the cluster: %w", errors.Join(errs...))
 }
 
 // member returns member i or fails the test.

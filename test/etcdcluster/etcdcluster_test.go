@@ -84,28 +84,22 @@ func TestStartServesOnEveryMember(t *testing.T) {
 }
 
 // leader returns the index of the member that leads the cluster.
-func leader(t *testing.T, c *etcdcluster.Cluster, cli *clientv3.Client) int {
+func leader(t *testing.T, c *etcdcluster.Cluster) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for i := range c.Size() {
-		st, err := cli.Status(ctx, c.Endpoint(i))
-		if err != nil {
-			t.Fatalf("Status of member %d: %v", i, err)
-		}
-		if st.Header.MemberId == st.Leader {
-			return i
-		}
+	i, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no member leads the cluster")
-	return -1
+	return i
 }
 
 func TestKillOneOfThreeStillServes(t *testing.T) {
 	// The leader is the member whose death a client feels.
 	c := etcdcluster.Start(t, 3)
 	cli := newClient(t, c.Endpoints()...)
-	dead := leader(t, c, cli)
+	dead := leader(t, c)
 	c.Kill(dead)
 	if c.Running(dead) {
 		t.Fatalf("member %d still running after Kill(%d)", dead, dead)

@@ -1,4 +1,4 @@
-package remediator
+package journal
 
 import (
 	"errors"
@@ -6,23 +6,22 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"xsha/test/etcdcluster"
 )
 
-// journalBackend opens a fresh, empty journal of one implementation.
-type journalBackend struct {
+// backend opens a fresh, empty journal of one implementation.
+type backend struct {
 	name string
 	// opener returns a function that opens the same journal each time it
 	// is called, as a restart does.
-	opener func(t *testing.T) func() (journal, error)
+	opener func(t *testing.T) func() (Journal, error)
 }
 
 // open opens a fresh journal, closed when the test ends.
-func (b journalBackend) open(t *testing.T) journal {
+func (b backend) open(t *testing.T) Journal {
 	t.Helper()
 	j, err := b.opener(t)()
 	if err != nil {
@@ -32,68 +31,64 @@ func (b journalBackend) open(t *testing.T) journal {
 	return j
 }
 
-// harnessJournal, when set, is the journal harnesses open instead of a
-// bbolt file; withJournal sets it for one test.
-var harnessJournal func(t *testing.T) func() (journal, error)
-
-// withJournal runs fn with harnesses on the backend's journal. Tests that
-// use it must not run in parallel.
-func withJournal(t *testing.T, b journalBackend, fn func(t *testing.T)) {
-	t.Helper()
-	harnessJournal = b.opener
-	defer func() { harnessJournal = nil }()
-	fn(t)
-}
-
-// journalBackends are the journal's implementations the same tests run
-// on: bbolt in a temporary file, and etcd on a real three-member cluster
-// (one per calling test, each journal under its own prefix). Without an
-// etcd binary the etcd subtests skip, or fail under CI, as
-// etcdcluster.Start decides.
-func journalBackends(t *testing.T) []journalBackend {
+// backends are the journal's implementations the same tests run on: bbolt
+// in a temporary file, and etcd on a real three-member cluster (one per
+// calling test, each journal under its own prefix). Without an etcd binary
+// the etcd subtests skip, or fail under CI, as etcdcluster.Start decides.
+func backends(t *testing.T) []backend {
 	t.Helper()
 	var cluster *etcdcluster.Cluster
 	if _, err := exec.LookPath("etcd"); err == nil {
 		cluster = etcdcluster.Start(t, 3)
 	}
-	return []journalBackend{
-		{name: "bbolt", opener: func(t *testing.T) func() (journal, error) {
+	return []backend{
+		{name: "bbolt", opener: func(t *testing.T) func() (Journal, error) {
 			path := t.TempDir() + "/journal.db"
-			return func() (journal, error) { return openBoltJournal(path) }
+			return func() (Journal, error) { return OpenBolt(path) }
 		}},
-		{name: "etcd", opener: func(t *testing.T) func() (journal, error) {
+		{name: "etcd", opener: func(t *testing.T) func() (Journal, error) {
 			if cluster == nil {
 				etcdcluster.Start(t, 3) // skips or fails: no etcd binary
 			}
 			opts := EtcdOptions{Endpoints: cluster.Endpoints(), Prefix: "/xsha-test/" + t.Name()}
-			return func() (journal, error) { return openEtcdJournal(opts) }
+			return func() (Journal, error) { return OpenEtcd(opts) }
 		}},
 	}
 }
 
-func openTestEtcdJournal(t *testing.T, c *etcdcluster.Cluster, prefix string) *etcdJournal {
-	t.Helper()
-	j, err := openEtcdJournal(EtcdOptions{Endpoints: c.Endpoints(), Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	return j
+// clock is a test clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // Every implementation keeps actions, their open index, entries, episodes,
 // holds, cooldown, attempts and the breaker the same way, sees its own
 // writes within a transaction, and stores nothing of a failed one.
 func TestJournalBackends(t *testing.T) {
-	for _, b := range journalBackends(t) {
+	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			j := b.open(t)
-			clock := newTestClock()
-			j.setClock(clock.now)
+			clock := newClock()
+			j.SetClock(clock.now)
 			var a1, a2 *Action
-			if err := j.Update(func(tx journalTx) error {
-				a1 = &Action{Name: ActionEnablePoolHA, Pool: "pool-a", State: StatePending, Episodes: []string{"ep/1"}}
-				a2 = &Action{Name: ActionRejoinHost, Pool: "pool-b", Host: "h1", State: StatePending, Episodes: []string{"ep/2"}}
+			if err := j.Update(func(tx Tx) error {
+				a1 = &Action{Name: "enable_pool_ha", Pool: "pool-a", State: StatePending, Episodes: []string{"ep/1"}}
+				a2 = &Action{Name: "rejoin_host", Pool: "pool-b", Host: "h1", State: StatePending, Episodes: []string{"ep/2"}}
 				for _, a := range []*Action{a1, a2} {
 					if err := tx.Create(a); err != nil {
 						return err
@@ -125,8 +120,8 @@ func TestJournalBackends(t *testing.T) {
 			}
 			// A failed transaction leaves nothing behind.
 			boom := errors.New("boom")
-			if err := j.Update(func(tx journalTx) error {
-				if err := tx.Create(&Action{Name: ActionEnablePoolHA, Pool: "pool-c", State: StatePending}); err != nil {
+			if err := j.Update(func(tx Tx) error {
+				if err := tx.Create(&Action{Name: "enable_pool_ha", Pool: "pool-c", State: StatePending}); err != nil {
 					return err
 				}
 				return boom
@@ -135,7 +130,7 @@ func TestJournalBackends(t *testing.T) {
 			}
 			// Closing an action drops it from the open index; Save keeps
 			// an episode intake added meanwhile.
-			if err := j.Update(func(tx journalTx) error {
+			if err := j.Update(func(tx Tx) error {
 				stored, err := tx.Get(a1.ID)
 				if err != nil {
 					return err
@@ -146,8 +141,8 @@ func TestJournalBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			clock.advance(time.Minute)
-			if err := j.Update(func(tx journalTx) error {
-				a1.State, a1.Finished = StateSuccess, tx.now()
+			if err := j.Update(func(tx Tx) error {
+				a1.State, a1.Finished = StateSuccess, tx.Now()
 				if err := tx.Save(a1); err != nil {
 					return err
 				}
@@ -155,27 +150,27 @@ func TestJournalBackends(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := j.Update(func(tx journalTx) error {
+			if err := j.Update(func(tx Tx) error {
 				if err := tx.PutHold(Hold{Pool: "pool-a", Reason: "r", Source: HoldSourceAPI}); err != nil {
 					return err
 				}
 				if err := tx.PutHold(Hold{Reason: "all", Source: HoldSourceAPI}); err != nil {
 					return err
 				}
-				if err := tx.putTarget("pool-b/h1", targetState{Failures: 2}); err != nil {
+				if err := tx.PutTarget("pool-b/h1", Target{Failures: 2}); err != nil {
 					return err
 				}
-				if err := tx.addAttempt("pool-b", clock.now().Add(-2*time.Hour)); err != nil {
+				if err := tx.AddAttempt("pool-b", clock.now().Add(-2*time.Hour)); err != nil {
 					return err
 				}
-				if err := tx.addAttempt("pool-b", clock.now()); err != nil {
+				if err := tx.AddAttempt("pool-b", clock.now()); err != nil {
 					return err
 				}
-				return tx.putStormState(stormState{Open: true, Reason: "storm"})
+				return tx.PutBreaker(Breaker{Open: true, Reason: "storm"})
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := j.View(func(tx journalTx) error {
+			if err := j.View(func(tx Tx) error {
 				open, err := tx.Open("")
 				if err != nil {
 					return err
@@ -242,19 +237,19 @@ func TestJournalBackends(t *testing.T) {
 				if len(holds) != 2 {
 					t.Errorf("holds %+v, want 2", holds)
 				}
-				ts, err := tx.target("pool-b/h1")
+				ts, err := tx.Target("pool-b/h1")
 				if err != nil || ts.Failures != 2 {
 					t.Errorf("target state %+v %v", ts, err)
 				}
-				at, err := tx.attempts("pool-b", clock.now())
+				at, err := tx.Attempts("pool-b", clock.now())
 				if err != nil || len(at) != 1 {
 					t.Errorf("attempts within the hour %v %v, want 1", at, err)
 				}
-				ss, err := tx.stormState()
+				ss, err := tx.Breaker()
 				if err != nil || !ss.Open || ss.Reason != "storm" {
 					t.Errorf("breaker %+v %v", ss, err)
 				}
-				st, err := tx.stats()
+				st, err := tx.Stats()
 				if err != nil || st.Actions != 2 {
 					t.Errorf("stats %+v %v, want 2 actions", st, err)
 				}
@@ -267,7 +262,7 @@ func TestJournalBackends(t *testing.T) {
 				want bool
 			}{{"pool-a", true}, {"pool-a", false}, {"", true}} {
 				var had bool
-				if err := j.Update(func(tx journalTx) (err error) {
+				if err := j.Update(func(tx Tx) (err error) {
 					had, err = tx.DeleteHold(tc.pool)
 					return err
 				}); err != nil {
@@ -287,107 +282,4 @@ func ids(as []*Action) []uint64 {
 		out = append(out, a.ID)
 	}
 	return out
-}
-
-// Replicas sharing one etcd journal see one another's commits, and a
-// read-then-create in one Update is atomic across them: the same episode
-// created by many replicas at once gives one action. Each Update's fn runs
-// once, as with bbolt (callers append to the actions they hold).
-func TestEtcdJournalSharedAcrossReplicas(t *testing.T) {
-	c := etcdcluster.Start(t, 3)
-	prefix := "/xsha-test/" + t.Name()
-	const replicas = 3
-	js := make([]*etcdJournal, replicas)
-	for i := range js {
-		js[i] = openTestEtcdJournal(t, c, prefix)
-	}
-	var wg sync.WaitGroup
-	created := make([]bool, replicas*2)
-	errs := make([]error, replicas*2)
-	var runs atomic.Int32
-	for i := range replicas * 2 {
-		wg.Go(func() {
-			errs[i] = js[i%replicas].Update(func(tx journalTx) error {
-				runs.Add(1)
-				created[i] = false
-				if _, ok := tx.Episode("same-webhook"); ok {
-					return nil
-				}
-				a := &Action{Name: ActionEnablePoolHA, Pool: "pool-a", State: StatePending, Episodes: []string{"same-webhook"}}
-				if err := tx.Create(a); err != nil {
-					return err
-				}
-				created[i] = true
-				return tx.SetEpisode("same-webhook", a.ID)
-			})
-		})
-	}
-	wg.Wait()
-	n := 0
-	for i := range created {
-		if errs[i] != nil {
-			t.Errorf("update %d: %v", i, errs[i])
-		}
-		if created[i] {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Errorf("%d updates created an action for the same episode, want 1", n)
-	}
-	if got := runs.Load(); got != replicas*2 {
-		t.Errorf("%d Updates ran their function %d times, want once each", replicas*2, got)
-	}
-	if err := js[2].View(func(tx journalTx) error {
-		open, err := tx.Open("")
-		if err != nil {
-			return err
-		}
-		if len(open) != 1 {
-			t.Errorf("replica 2 sees open actions %v, want one", ids(open))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Without a quorum the etcd journal fails every call at once with a reason
-// that says etcd is unavailable, and works again by itself once the
-// quorum is back.
-func TestEtcdJournalQuorumLoss(t *testing.T) {
-	c := etcdcluster.Start(t, 3)
-	j := openTestEtcdJournal(t, c, "/xsha-test/"+t.Name())
-	create := func() error {
-		return j.Update(func(tx journalTx) error {
-			return tx.Create(&Action{Name: ActionEnablePoolHA, Pool: "pool-a", State: StatePending})
-		})
-	}
-	if err := create(); err != nil {
-		t.Fatal(err)
-	}
-	c.LoseQuorum()
-	err := create()
-	if err == nil || !strings.Contains(err.Error(), "etcd unavailable") {
-		t.Fatalf("update without quorum: %v, want etcd unavailable", err)
-	}
-	c.RestoreQuorum()
-	var last error
-	for range 20 {
-		if last = create(); last == nil {
-			break
-		}
-	}
-	if last != nil {
-		t.Fatalf("after the quorum came back: %v", last)
-	}
-	if err := j.View(func(tx journalTx) error {
-		open, err := tx.Open("pool-a")
-		if len(open) != 2 {
-			t.Errorf("open actions %v, want 2 (the one that failed without quorum not stored)", ids(open))
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
 }

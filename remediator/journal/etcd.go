@@ -1,4 +1,4 @@
-package remediator
+package journal
 
 import (
 	"context"
@@ -46,9 +46,9 @@ const (
 	etcdMaxOps = 120
 )
 
-// ErrEtcdLostLock is returned by an Update whose replica lost the journal
+// ErrLostLock is returned by an Update whose replica lost the journal
 // mutex (its lease expired) before it committed: nothing was written.
-var ErrEtcdLostLock = errors.New("etcd unavailable: the journal lock was lost before the commit (lease expired); nothing was written")
+var ErrLostLock = errors.New("etcd unavailable: the journal lock was lost before the commit (lease expired); nothing was written")
 
 // EtcdOptions says how to reach the etcd cluster that holds a journal
 // shared by several replicas. Secrets come from files only.
@@ -70,7 +70,7 @@ type EtcdOptions struct {
 	LeaseTTL int
 }
 
-// etcdJournal is the journal in etcd, shared by every replica that uses the
+// Etcd is the journal in etcd, shared by every replica that uses the
 // same endpoints and prefix.
 //
 // Every Update holds the journal mutex (a concurrency.Mutex on the
@@ -79,7 +79,7 @@ type EtcdOptions struct {
 // mutex's ownership and the commit key, which every commit rewrites. So
 // Updates are serializable across replicas, deletes included, and fn runs
 // exactly once, as with bbolt.
-type etcdJournal struct {
+type Etcd struct {
 	cli    *clientv3.Client
 	prefix string
 	clock  func() time.Time
@@ -102,8 +102,8 @@ type etcdJournal struct {
 	commits atomic.Uint64
 }
 
-// openEtcdJournal connects to etcd and checks that it answers.
-func openEtcdJournal(opts EtcdOptions) (*etcdJournal, error) {
+// OpenEtcd connects to etcd and checks that it answers.
+func OpenEtcd(opts EtcdOptions) (*Etcd, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("etcd journal: no endpoints")
 	}
@@ -144,7 +144,7 @@ func openEtcdJournal(opts EtcdOptions) (*etcdJournal, error) {
 		cli.Close()
 		return nil, fmt.Errorf("etcd journal: %w", err)
 	}
-	j := &etcdJournal{cli: cli, prefix: prefix + "/", clock: time.Now, token: hex.EncodeToString(tok[:]), ttl: opts.LeaseTTL}
+	j := &Etcd{cli: cli, prefix: prefix + "/", clock: time.Now, token: hex.EncodeToString(tok[:]), ttl: opts.LeaseTTL}
 	if j.ttl <= 0 {
 		j.ttl = DefaultEtcdLeaseTTL
 	}
@@ -174,20 +174,20 @@ const (
 	keyEntries    = "entries/"   // entries/<seq>: Entry JSON
 	keyByAction   = "byaction/"  // byaction/<id>/<seq>: empty
 	keyEpisodes   = "episodes/"  // episodes/<key>: action id
-	keyTargets    = "targets/"   // targets/<target>: targetState JSON
+	keyTargets    = "targets/"   // targets/<target>: Target JSON
 	keyAttempts   = "attempts/"  // attempts/<pool>: []time.Time JSON
 	keyHolds      = "holds/"     // holds/<pool or *>: Hold JSON
 	keyStormState = "storm"      // the breaker's state
 )
 
-func (j *etcdJournal) key(k string) string { return j.prefix + k }
+func (j *Etcd) key(k string) string { return j.prefix + k }
 
 // retry runs call, each try under its own deadline, until it succeeds, etcd
 // says it has no leader (no quorum: there is no point waiting), or
 // etcdRetryBudget has passed. A member that dies can take a request in
 // flight with it, which then fails only at the server's request timeout;
 // the retry goes to a member that answers. call must be safe to repeat.
-func (j *etcdJournal) retry(call func(ctx context.Context) error) error {
+func (j *Etcd) retry(call func(ctx context.Context) error) error {
 	deadline := time.Now().Add(etcdRetryBudget)
 	for {
 		ctx, cancel := j.callCtx()
@@ -202,14 +202,14 @@ func (j *etcdJournal) retry(call func(ctx context.Context) error) error {
 
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 
-func (j *etcdJournal) callCtx() (context.Context, context.CancelFunc) {
+func (j *Etcd) callCtx() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), etcdCallTimeout)
 	return clientv3.WithRequireLeader(ctx), cancel
 }
 
 // Close revokes the session's lease, releasing its locks at once, and
 // closes the client.
-func (j *etcdJournal) Close() error {
+func (j *Etcd) Close() error {
 	j.sessMu.Lock()
 	if j.sess != nil {
 		_ = j.sess.Close()
@@ -218,10 +218,15 @@ func (j *etcdJournal) Close() error {
 	return j.cli.Close()
 }
 
-func (j *etcdJournal) setClock(now func() time.Time) { j.clock = now }
+// Abandon closes the connection to etcd without revoking the replica's
+// lease, as a replica that dies does: its locks are released only when the
+// lease expires. Tests and benchmarks use it to measure a takeover.
+func (j *Etcd) Abandon() error { return j.cli.Close() }
+
+func (j *Etcd) SetClock(now func() time.Time) { j.clock = now }
 
 // begin starts a transaction at the current revision.
-func (j *etcdJournal) begin() (*etcdTx, error) {
+func (j *Etcd) begin() (*etcdTx, error) {
 	var resp *clientv3.GetResponse
 	err := j.retry(func(ctx context.Context) (err error) {
 		resp, err = j.cli.Get(ctx, j.key(keyCommit))
@@ -237,8 +242,8 @@ func (j *etcdJournal) begin() (*etcdTx, error) {
 	return t, nil
 }
 
-// View implements journal.
-func (j *etcdJournal) View(fn func(tx journalTx) error) error {
+// View implements Journal.
+func (j *Etcd) View(fn func(tx Tx) error) error {
 	t, err := j.begin()
 	if err != nil {
 		return err
@@ -249,7 +254,7 @@ func (j *etcdJournal) View(fn func(tx journalTx) error) error {
 	return t.err
 }
 
-// Update implements journal. Updates are serialized across replicas by
+// Update implements Journal. Updates are serialized across replicas by
 // the journal mutex, as bbolt serializes its writers, so fn runs once; the
 // commit is fenced by the mutex's ownership, so a replica whose lease
 // expired mid-Update writes nothing.
@@ -257,7 +262,7 @@ func (j *etcdJournal) View(fn func(tx journalTx) error) error {
 // Under load the replica keeps the journal mutex from one of its Updates to
 // the next while more of them wait, for at most etcdLockHold, saving the
 // lock's two writes per Update; other replicas then wait at most that long.
-func (j *etcdJournal) Update(fn func(tx journalTx) error) (err error) {
+func (j *Etcd) Update(fn func(tx Tx) error) (err error) {
 	j.waiting.Add(1)
 	j.mu.Lock()
 	j.waiting.Add(-1)
@@ -294,14 +299,14 @@ func (j *etcdJournal) Update(fn func(tx journalTx) error) (err error) {
 		return err
 	}
 	if !ok {
-		return ErrEtcdLostLock
+		return ErrLostLock
 	}
 	return nil
 }
 
 // session returns the replica's lease session, a new one when the last
 // expired (etcd was unreachable for its TTL).
-func (j *etcdJournal) session() (*concurrency.Session, error) {
+func (j *Etcd) session() (*concurrency.Session, error) {
 	j.sessMu.Lock()
 	defer j.sessMu.Unlock()
 	if j.sess != nil {
@@ -330,7 +335,7 @@ func (j *etcdJournal) session() (*concurrency.Session, error) {
 
 // lockJournal takes the journal mutex, waiting at most a lease TTL (plus
 // a call's deadline) for a replica that died holding it.
-func (j *etcdJournal) lockJournal() (*concurrency.Mutex, error) {
+func (j *Etcd) lockJournal() (*concurrency.Mutex, error) {
 	s, err := j.session()
 	if err != nil {
 		return nil, err
@@ -361,7 +366,7 @@ func (j *etcdJournal) lockJournal() (*concurrency.Mutex, error) {
 
 // unlockJournal releases the journal mutex; when that fails the lock goes
 // with the lease.
-func (j *etcdJournal) unlockJournal(m *concurrency.Mutex) {
+func (j *Etcd) unlockJournal(m *concurrency.Mutex) {
 	ctx, cancel := j.callCtx()
 	defer cancel()
 	_ = m.Unlock(ctx)
@@ -370,7 +375,7 @@ func (j *etcdJournal) unlockJournal(m *concurrency.Mutex) {
 // commit writes the transaction's buffered writes if nobody committed
 // since it began. An error means etcd did not say; commit then reads the
 // commit key to learn whether the writes applied.
-func (j *etcdJournal) commit(t *etcdTx, owner clientv3.Cmp) (bool, error) {
+func (j *Etcd) commit(t *etcdTx, owner clientv3.Cmp) (bool, error) {
 	if len(t.writes)+1 > etcdMaxOps+8 {
 		return false, fmt.Errorf("etcd journal: one transaction writes %d keys, more than etcd accepts", len(t.writes))
 	}
@@ -413,9 +418,9 @@ func (j *etcdJournal) commit(t *etcdTx, owner clientv3.Cmp) (bool, error) {
 	return applied, nil
 }
 
-// etcdTx is a transaction of an etcdJournal: reads at rev, buffered writes.
+// etcdTx is a transaction of an Etcd journal: reads at rev, buffered writes.
 type etcdTx struct {
-	j         *etcdJournal
+	j         *Etcd
 	rev       int64
 	commitMod int64
 	// writes are the buffered writes by full key; nil deletes.
@@ -429,7 +434,7 @@ type etcdKV struct {
 	value []byte
 }
 
-func (t *etcdTx) now() time.Time { return t.j.clock() }
+func (t *etcdTx) Now() time.Time { return t.j.clock() }
 
 func (t *etcdTx) put(k string, v []byte) {
 	s := string(v)
@@ -561,7 +566,7 @@ func (t *etcdTx) Append(e Entry) error {
 	}
 	e.Seq = seq
 	if e.Time.IsZero() {
-		e.Time = t.now()
+		e.Time = t.Now()
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
@@ -591,7 +596,7 @@ func (t *etcdTx) Create(r *Action) error {
 	}
 	r.ID = id
 	if r.Created.IsZero() {
-		r.Created = t.now()
+		r.Created = t.Now()
 	}
 	return t.Put(r)
 }
@@ -603,7 +608,7 @@ func (t *etcdTx) Put(r *Action) error {
 		return err
 	}
 	t.put(keyActions+hex16(r.ID), v)
-	if r.open() {
+	if r.Open() {
 		t.put(keyOpen+hex16(r.ID), []byte(r.Pool))
 		return nil
 	}
@@ -767,8 +772,8 @@ func (t *etcdTx) SetEpisode(key string, id uint64) error {
 	return nil
 }
 
-func (t *etcdTx) target(key string) (targetState, error) {
-	var s targetState
+func (t *etcdTx) Target(key string) (Target, error) {
+	var s Target
 	v, ok, err := t.get(keyTargets + url.PathEscape(key))
 	if err != nil || !ok {
 		return s, err
@@ -776,7 +781,7 @@ func (t *etcdTx) target(key string) (targetState, error) {
 	return s, json.Unmarshal(v, &s)
 }
 
-func (t *etcdTx) putTarget(key string, s targetState) error {
+func (t *etcdTx) PutTarget(key string, s Target) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -785,8 +790,8 @@ func (t *etcdTx) putTarget(key string, s targetState) error {
 	return nil
 }
 
-// attempts returns the pool's attempts within the hour before now.
-func (t *etcdTx) attempts(pool string, now time.Time) ([]time.Time, error) {
+// Attempts returns the pool's Attempts within the hour before now.
+func (t *etcdTx) Attempts(pool string, now time.Time) ([]time.Time, error) {
 	var all []time.Time
 	v, ok, err := t.get(keyAttempts + url.PathEscape(pool))
 	if err != nil {
@@ -800,8 +805,8 @@ func (t *etcdTx) attempts(pool string, now time.Time) ([]time.Time, error) {
 	return withinHour(all, now), nil
 }
 
-func (t *etcdTx) addAttempt(pool string, at time.Time) error {
-	recent, err := t.attempts(pool, at)
+func (t *etcdTx) AddAttempt(pool string, at time.Time) error {
+	recent, err := t.Attempts(pool, at)
 	if err != nil {
 		return err
 	}
@@ -852,8 +857,8 @@ func (t *etcdTx) DeleteHold(pool string) (bool, error) {
 	return true, nil
 }
 
-func (t *etcdTx) stormState() (stormState, error) {
-	var s stormState
+func (t *etcdTx) Breaker() (Breaker, error) {
+	var s Breaker
 	v, ok, err := t.get(keyStormState)
 	if err != nil || !ok {
 		return s, err
@@ -864,7 +869,7 @@ func (t *etcdTx) stormState() (stormState, error) {
 	return s, nil
 }
 
-func (t *etcdTx) putStormState(s stormState) error {
+func (t *etcdTx) PutBreaker(s Breaker) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -873,13 +878,13 @@ func (t *etcdTx) putStormState(s stormState) error {
 	return nil
 }
 
-// gc removes old finished actions with their entries and episode keys,
-// then old entries about no kept action, as boltTx.gc does. One etcd
+// GC removes old finished actions with their entries and episode keys,
+// then old entries about no kept action, as boltTx.GC does. One etcd
 // transaction takes at most etcdMaxOps writes, so a batch also stops
 // there, possibly part-way through one action's entries (the action itself
 // goes with its last entries, in a later batch).
-func (t *etcdTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
-	var n gcCounts
+func (t *etcdTx) GC(before time.Time, limit int) (GCCounts, bool, error) {
+	var n GCCounts
 	budget := etcdMaxOps - 8
 	actions, err := t.scan(keyActions, "", false, 0)
 	if err != nil {
@@ -900,7 +905,7 @@ func (t *etcdTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
 		if finished.IsZero() {
 			finished = a.Created
 		}
-		if a.open() || !finished.Before(before) {
+		if a.Open() || !finished.Before(before) {
 			continue
 		}
 		if done == limit {
@@ -972,17 +977,17 @@ func (t *etcdTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
 	return n, false, t.err
 }
 
-// stats returns the size of the etcd member's database the client talks
+// Stats returns the size of the etcd member's database the client talks
 // to (shared with whatever else the cluster holds) and how many actions
 // the journal holds.
-func (t *etcdTx) stats() (journalStats, error) {
+func (t *etcdTx) Stats() (Stats, error) {
 	ctx, cancel := t.j.callCtx()
 	defer cancel()
 	resp, err := t.j.cli.Get(ctx, t.j.key(keyActions), clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(t.rev))
 	if err != nil {
-		return journalStats{}, fmt.Errorf("etcd unavailable: %w", err)
+		return Stats{}, fmt.Errorf("etcd unavailable: %w", err)
 	}
-	st := journalStats{Actions: int(resp.Count)}
+	st := Stats{Actions: int(resp.Count)}
 	for _, ep := range t.j.cli.Endpoints() {
 		if s, err := t.j.cli.Status(ctx, ep); err == nil {
 			st.SizeBytes = s.DbSizeInUse
@@ -993,20 +998,17 @@ func (t *etcdTx) stats() (journalStats, error) {
 }
 
 var (
-	_ journal    = (*etcdJournal)(nil)
-	_ journalTx  = (*etcdTx)(nil)
-	_ poolLocker = (*etcdJournal)(nil)
+	_ Journal = (*Etcd)(nil)
+	_ Tx      = (*etcdTx)(nil)
 )
 
-// sharedPollInterval is how often a replica's pool runners look for open
-// actions in a shared journal: another replica's intake does not wake
-// them, and a dead replica's action is found this way.
-const sharedPollInterval = 2 * time.Second
-
-// lockPool implements poolLocker with a concurrency.Mutex per pool on the
-// replica's lease session: it waits while another replica holds the pool,
-// at most until that replica's lease expires when it died.
-func (j *etcdJournal) lockPool(ctx context.Context, pool string) (context.Context, func(), error) {
+// LockPool gives this replica a pool's actions, one replica at a time,
+// with a concurrency.Mutex per pool on the replica's lease session: it
+// waits while another replica holds the pool, at most until that replica's
+// lease expires when it died. It returns a context that ends when the
+// replica loses the pool (its lease expired) or ctx ends, and the function
+// that releases the pool.
+func (j *Etcd) LockPool(ctx context.Context, pool string) (context.Context, func(), error) {
 	s, err := j.session()
 	if err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package remediator
+package journal
 
 import (
 	"bytes"
@@ -30,15 +30,15 @@ const globalHoldKey = "*"
 // stormKey is the storm bucket's key of the breaker state.
 var stormKey = []byte("breaker")
 
-// boltJournal is the journal in a bbolt file. Every Update is fsync'd
+// Bolt is the journal in a bbolt file. Every Update is fsync'd
 // before it returns.
-type boltJournal struct {
+type Bolt struct {
 	db    *bolt.DB
 	clock func() time.Time
 }
 
-// openBoltJournal opens or creates the journal file at path.
-func openBoltJournal(path string) (*boltJournal, error) {
+// OpenBolt opens or creates the journal file at path.
+func OpenBolt(path string) (*Bolt, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("opening journal %s: %w", path, err)
@@ -55,31 +55,31 @@ func openBoltJournal(path string) (*boltJournal, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising journal %s: %w", path, err)
 	}
-	return &boltJournal{db: db, clock: time.Now}, nil
+	return &Bolt{db: db, clock: time.Now}, nil
 }
 
 // Close closes the file.
-func (j *boltJournal) Close() error { return j.db.Close() }
+func (j *Bolt) Close() error { return j.db.Close() }
 
-func (j *boltJournal) setClock(now func() time.Time) { j.clock = now }
+func (j *Bolt) SetClock(now func() time.Time) { j.clock = now }
 
-// Update implements journal.
-func (j *boltJournal) Update(fn func(tx journalTx) error) error {
+// Update implements Journal.
+func (j *Bolt) Update(fn func(tx Tx) error) error {
 	return j.db.Update(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, clock: j.clock}) })
 }
 
-// View implements journal.
-func (j *boltJournal) View(fn func(tx journalTx) error) error {
+// View implements Journal.
+func (j *Bolt) View(fn func(tx Tx) error) error {
 	return j.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, clock: j.clock}) })
 }
 
-// boltTx is a transaction of a boltJournal.
+// boltTx is a transaction of a Bolt journal.
 type boltTx struct {
 	tx    *bolt.Tx
 	clock func() time.Time
 }
 
-func (t *boltTx) now() time.Time { return t.clock() }
+func (t *boltTx) Now() time.Time { return t.clock() }
 
 func u64(v uint64) []byte {
 	b := make([]byte, 8)
@@ -96,7 +96,7 @@ func (t *boltTx) Append(e Entry) error {
 	}
 	e.Seq = seq
 	if e.Time.IsZero() {
-		e.Time = t.now()
+		e.Time = t.Now()
 	}
 	v, err := json.Marshal(e)
 	if err != nil {
@@ -131,7 +131,7 @@ func (t *boltTx) Create(r *Action) error {
 	}
 	r.ID = id
 	if r.Created.IsZero() {
-		r.Created = t.now()
+		r.Created = t.Now()
 	}
 	return t.Put(r)
 }
@@ -145,7 +145,7 @@ func (t *boltTx) Put(r *Action) error {
 	if err := t.tx.Bucket(bucketActions).Put(u64(r.ID), v); err != nil {
 		return err
 	}
-	if r.open() {
+	if r.Open() {
 		return t.tx.Bucket(bucketOpen).Put(u64(r.ID), []byte(r.Pool))
 	}
 	return t.tx.Bucket(bucketOpen).Delete(u64(r.ID))
@@ -250,8 +250,8 @@ func (t *boltTx) SetEpisode(key string, id uint64) error {
 	return t.tx.Bucket(bucketEpisodes).Put([]byte(key), u64(id))
 }
 
-func (t *boltTx) target(key string) (targetState, error) {
-	var s targetState
+func (t *boltTx) Target(key string) (Target, error) {
+	var s Target
 	v := t.tx.Bucket(bucketTargets).Get([]byte(key))
 	if v == nil {
 		return s, nil
@@ -259,7 +259,7 @@ func (t *boltTx) target(key string) (targetState, error) {
 	return s, json.Unmarshal(v, &s)
 }
 
-func (t *boltTx) putTarget(key string, s targetState) error {
+func (t *boltTx) PutTarget(key string, s Target) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -267,8 +267,8 @@ func (t *boltTx) putTarget(key string, s targetState) error {
 	return t.tx.Bucket(bucketTargets).Put([]byte(key), v)
 }
 
-// attempts returns the pool's attempts within the hour before now.
-func (t *boltTx) attempts(pool string, now time.Time) ([]time.Time, error) {
+// Attempts returns the pool's Attempts within the hour before now.
+func (t *boltTx) Attempts(pool string, now time.Time) ([]time.Time, error) {
 	var all []time.Time
 	if v := t.tx.Bucket(bucketAttempts).Get([]byte(pool)); v != nil {
 		if err := json.Unmarshal(v, &all); err != nil {
@@ -278,8 +278,8 @@ func (t *boltTx) attempts(pool string, now time.Time) ([]time.Time, error) {
 	return withinHour(all, now), nil
 }
 
-func (t *boltTx) addAttempt(pool string, at time.Time) error {
-	recent, err := t.attempts(pool, at)
+func (t *boltTx) AddAttempt(pool string, at time.Time) error {
+	recent, err := t.Attempts(pool, at)
 	if err != nil {
 		return err
 	}
@@ -329,8 +329,8 @@ func holdKey(pool string) []byte {
 	return []byte(pool)
 }
 
-func (t *boltTx) stormState() (stormState, error) {
-	var s stormState
+func (t *boltTx) Breaker() (Breaker, error) {
+	var s Breaker
 	v := t.tx.Bucket(bucketStorm).Get(stormKey)
 	if v == nil {
 		return s, nil
@@ -341,7 +341,7 @@ func (t *boltTx) stormState() (stormState, error) {
 	return s, nil
 }
 
-func (t *boltTx) putStormState(s stormState) error {
+func (t *boltTx) PutBreaker(s Breaker) error {
 	v, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -349,12 +349,12 @@ func (t *boltTx) putStormState(s stormState) error {
 	return t.tx.Bucket(bucketStorm).Put(stormKey, v)
 }
 
-// gc removes old finished actions with their entries and episode keys,
+// GC removes old finished actions with their entries and episode keys,
 // then old entries about no kept action. Actions are scanned in ID order
 // and the scan stops at the first one created after before, which cannot
 // have finished before it.
-func (t *boltTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
-	var n gcCounts
+func (t *boltTx) GC(before time.Time, limit int) (GCCounts, bool, error) {
+	var n GCCounts
 	actions, entries := t.tx.Bucket(bucketActions), t.tx.Bucket(bucketEntries)
 	var old []*Action
 	c := actions.Cursor()
@@ -370,7 +370,7 @@ func (t *boltTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
 		if finished.IsZero() {
 			finished = a.Created
 		}
-		if a.open() || !finished.Before(before) {
+		if a.Open() || !finished.Before(before) {
 			continue
 		}
 		if len(old) == limit {
@@ -410,7 +410,7 @@ func (t *boltTx) gc(before time.Time, limit int) (gcCounts, bool, error) {
 
 // gcActions removes the actions, their entries and the episode keys that
 // point at them; more is true, as the caller stopped at its limit.
-func (t *boltTx) gcActions(old []*Action, n gcCounts) (gcCounts, bool, error) {
+func (t *boltTx) gcActions(old []*Action, n GCCounts) (GCCounts, bool, error) {
 	byAction, entries, episodes := t.tx.Bucket(bucketByAction), t.tx.Bucket(bucketEntries), t.tx.Bucket(bucketEpisodes)
 	for _, a := range old {
 		var keys [][]byte
@@ -449,7 +449,7 @@ func (t *boltTx) gcActions(old []*Action, n gcCounts) (gcCounts, bool, error) {
 
 // deleteEntries removes entries (8-byte keys) and action index keys
 // (16-byte keys).
-func deleteEntries(tx *bolt.Tx, keys [][]byte, n *gcCounts) error {
+func deleteEntries(tx *bolt.Tx, keys [][]byte, n *GCCounts) error {
 	for _, k := range keys {
 		b := tx.Bucket(bucketEntries)
 		if len(k) == 16 {
@@ -464,13 +464,13 @@ func deleteEntries(tx *bolt.Tx, keys [][]byte, n *gcCounts) error {
 	return nil
 }
 
-// stats returns the file's size and how many actions it holds. bbolt
+// Stats returns the file's size and how many actions it holds. bbolt
 // reuses the pages the GC frees; the file itself does not shrink.
-func (t *boltTx) stats() (journalStats, error) {
-	return journalStats{SizeBytes: t.tx.Size(), Actions: t.tx.Bucket(bucketActions).Stats().KeyN}, nil
+func (t *boltTx) Stats() (Stats, error) {
+	return Stats{SizeBytes: t.tx.Size(), Actions: t.tx.Bucket(bucketActions).Stats().KeyN}, nil
 }
 
 var (
-	_ journal   = (*boltJournal)(nil)
-	_ journalTx = (*boltTx)(nil)
+	_ Journal = (*Bolt)(nil)
+	_ Tx      = (*boltTx)(nil)
 )

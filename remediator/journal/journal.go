@@ -1,8 +1,17 @@
-package remediator
+// Package journal is the remediator's durable record of every decision:
+// the alerts it received, what the policy decided, each action with its
+// steps and the XAPI writes it made, cooldown and backoff, the hourly
+// attempts, holds and the storm guard's breaker.
+//
+// Two implementations sit behind Journal: Bolt, a bbolt file for a single
+// replica (the default), and Etcd, shared by several replicas, which also
+// gives each replica a lease and a lock per pool. Both keep finished actions
+// for a retention and remove older ones in batches (Collect), as
+// Alertmanager's nflog and silences do.
+package journal
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
 )
@@ -22,10 +31,6 @@ const (
 	StateDryRun    State = "dry_run"
 	StateCancelled State = "cancelled"
 )
-
-// results are the final states an action can end with once it ran or was
-// skipped, pre-set in xsha_remediator_actions_total.
-var results = []State{StateSuccess, StateFailed, StateSkipped, StateDryRun}
 
 // StepState is where a step of an action is.
 type StepState string
@@ -63,6 +68,13 @@ const (
 	HoldSourceFile HoldSource = "file" // the policy file's holds
 	HoldSourceAuto HoldSource = "auto" // the pool's own state (maintenance)
 )
+
+// ActionName names an action. The remediator defines the names.
+type ActionName string
+
+// StepName names a step of an action. Names are stable: an interrupted
+// action resumes at the step the journal names.
+type StepName string
 
 // Action is one remediation action as journaled.
 type Action struct {
@@ -114,7 +126,7 @@ type AlertRef struct {
 
 // Step is one step of an action.
 type Step struct {
-	Name     stepName  `json:"name"`
+	Name     StepName  `json:"name"`
 	State    StepState `json:"state"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
@@ -123,14 +135,14 @@ type Step struct {
 	Calls []string `json:"calls,omitempty"`
 }
 
-// open reports whether the action still has work to do.
-func (r *Action) open() bool { return r.State == StatePending || r.State == StateRunning }
+// Open reports whether the action still has work to do.
+func (r *Action) Open() bool { return r.State == StatePending || r.State == StateRunning }
 
-// target is what cooldown and backoff count against: the pool, or the host
+// Target is what cooldown and backoff count against: the pool, or the host
 // within it.
-func (r *Action) target() string { return targetKey(r.Pool, r.Host) }
+func (r *Action) Target() string { return TargetKey(r.Pool, r.Host) }
 
-func targetKey(pool, host string) string {
+func TargetKey(pool, host string) string {
 	if host == "" {
 		return pool
 	}
@@ -158,34 +170,76 @@ type Hold struct {
 	Source HoldSource `json:"source"`
 }
 
-// targetState is what cooldown and backoff need about one target.
-type targetState struct {
+// Target is what cooldown and backoff need about one target.
+type Target struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
 	Failures    int       `json:"consecutive_failures,omitempty"`
 }
 
-// journal is the durable record of every decision: actions, journal
-// entries, episodes, cooldown and backoff state, attempts and holds.
-// boltJournal keeps it in a bbolt file; an etcd-backed journal (planned) is
-// another implementation of journal and journalTx.
-type journal interface {
+// FiringAlert is a remediable alert counted by the breaker.
+type FiringAlert struct {
+	Pool string    `json:"pool"`
+	Name string    `json:"alertname"`
+	Seen time.Time `json:"seen"`
+}
+
+// Breaker is the breaker's journaled state: the remediable alerts
+// firing, and whether the breaker is open, since when and why. It survives
+// restarts, so a restart neither closes an open breaker nor forgets the
+// alerts that count towards opening it.
+type Breaker struct {
+	Open   bool      `json:"open"`
+	Since  time.Time `json:"since,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// Closed and ClosedBy say when and how it last closed.
+	Closed   time.Time `json:"closed,omitzero"`
+	ClosedBy string    `json:"closed_by,omitempty"`
+	// Firing maps an alert's fingerprint to the alert.
+	Firing map[string]FiringAlert `json:"firing,omitempty"`
+}
+
+// Pools returns the Pools with a firing remediable alert, sorted.
+func (s *Breaker) Pools() []string {
+	var out []string
+	for _, a := range s.Firing {
+		if !slices.Contains(out, a.Pool) {
+			out = append(out, a.Pool)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Prune forgets alerts last seen before the window.
+func (s *Breaker) Prune(now time.Time, window time.Duration) {
+	for fp, a := range s.Firing {
+		if now.Sub(a.Seen) >= window {
+			delete(s.Firing, fp)
+		}
+	}
+}
+
+// Journal is the durable record of every decision: actions, journal
+// entries, episodes, cooldown and backoff state, attempts, holds and the
+// breaker. Bolt keeps it in a bbolt file, Etcd in an etcd cluster.
+type Journal interface {
 	// Update runs fn in one durable write transaction: everything fn
 	// records is stored when Update returns nil, and nothing is when it
 	// fails.
-	Update(fn func(tx journalTx) error) error
+	Update(fn func(tx Tx) error) error
 	// View runs fn in a read-only transaction.
-	View(fn func(tx journalTx) error) error
+	View(fn func(tx Tx) error) error
 	// Close releases the journal.
 	Close() error
-	// setClock sets the clock that stamps entries and actions.
-	setClock(now func() time.Time)
+	// SetClock sets the clock that stamps entries and actions.
+	SetClock(now func() time.Time)
 }
 
-// journalTx is one journal transaction.
-type journalTx interface {
-	// now is the transaction's clock.
-	now() time.Time
+// Tx is one journal transaction.
+type Tx interface {
+	// Now is the transaction's clock.
+	Now() time.Time
 	// Append adds an entry, assigning its sequence number and time.
 	Append(e Entry) error
 	// AppendFor adds an entry about the action.
@@ -213,41 +267,32 @@ type journalTx interface {
 	Episode(key string) (uint64, bool)
 	// SetEpisode points the episode key at the action.
 	SetEpisode(key string, id uint64) error
-	// target returns what cooldown and backoff need about a target.
-	target(key string) (targetState, error)
-	// putTarget stores it.
-	putTarget(key string, s targetState) error
-	// attempts returns the pool's attempts within the hour before now.
-	attempts(pool string, now time.Time) ([]time.Time, error)
-	// addAttempt records an attempt on the pool.
-	addAttempt(pool string, at time.Time) error
+	// Target returns what cooldown and backoff need about a Target.
+	Target(key string) (Target, error)
+	// PutTarget stores it.
+	PutTarget(key string, s Target) error
+	// Attempts returns the pool's Attempts within the hour before now.
+	Attempts(pool string, now time.Time) ([]time.Time, error)
+	// AddAttempt records an attempt on the pool.
+	AddAttempt(pool string, at time.Time) error
 	// Holds returns the holds set through the API.
 	Holds() ([]Hold, error)
 	// PutHold stores a hold; an empty pool holds every pool.
 	PutHold(h Hold) error
 	// DeleteHold lifts a hold and reports whether there was one.
 	DeleteHold(pool string) (bool, error)
-	// stormState returns the storm guard's breaker state.
-	stormState() (stormState, error)
-	// putStormState stores it.
-	putStormState(s stormState) error
-	// gc removes up to limit finished actions that finished before
+	// Breaker returns the storm guard's breaker state.
+	Breaker() (Breaker, error)
+	// PutBreaker stores it.
+	PutBreaker(s Breaker) error
+	// GC removes up to limit finished actions that finished before
 	// before, their entries and the episode keys that point at them, and
 	// entries about no kept action older than before. It reports what it
 	// removed and whether more is left to remove. Cooldown, backoff,
 	// attempts, holds and the breaker are kept apart and never removed.
-	gc(before time.Time, limit int) (gcCounts, bool, error)
-	// stats returns the journal's size and how many actions it holds.
-	stats() (journalStats, error)
-}
-
-// mustJSON encodes values that always encode (plain structs).
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("encoding journal data: %v", err))
-	}
-	return b
+	GC(before time.Time, limit int) (GCCounts, bool, error)
+	// Stats returns the journal's size and how many actions it holds.
+	Stats() (Stats, error)
 }
 
 // withinHour returns the attempts made less than an hour before now: the
