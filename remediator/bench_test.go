@@ -103,7 +103,7 @@ func TestBenchTakeover(t *testing.T) {
 					if method == "host.emergency_ha_disable" {
 						once.Do(func() {
 							died = time.Now()
-							a.journal.(*journal.Etcd).Abandon() // SIGKILL: the lease is not revoked
+							_ = a.journal.(*journal.Etcd).Abandon() // SIGKILL: the lease is not revoked
 							close(crashed)
 						})
 					}

@@ -102,6 +102,9 @@ type engine struct {
 	autoHeld map[string]autoHold // pool -> last automatic hold evaluation
 	// journalDown is the journal's failure while it lasts.
 	journalDown *journalFailure
+	// lastStatus is what the status page read last, shown while the
+	// journal does not answer.
+	lastStatus atomic.Pointer[statusData]
 }
 
 // journalFailure is why the journal does not answer, and since when.

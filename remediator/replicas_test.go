@@ -103,7 +103,7 @@ func TestReplicaTakesOverDeadHoldersAction(t *testing.T) {
 			once.Do(func() {
 				// The process dies with the write done: its etcd client
 				// goes without revoking the lease.
-				a.journal.(*journal.Etcd).Abandon()
+				_ = a.journal.(*journal.Etcd).Abandon()
 				close(crashed)
 			})
 		}
@@ -145,7 +145,7 @@ func TestReplicaStopsWithoutQuorumAndResumes(t *testing.T) {
 	if code != 503 || !strings.Contains(fmt.Sprint(out["error"]), "etcd unavailable") {
 		t.Fatalf("webhook without quorum: %d %v, want 503 saying etcd is unavailable", code, out)
 	}
-	if code, page := get(t, h.srv.URL+"/"); code != 503 || !strings.Contains(page, "Journal unavailable since") {
+	if code, page := get(t, h.srv.URL+"/"); code != 503 || !strings.Contains(page, `id="journal-down"`) || !strings.Contains(page, "etcd unavailable") {
 		t.Errorf("status page without quorum: %d %q", code, page)
 	}
 	if got := testutil.ToFloat64(h.r.metrics.journalUp); got != 0 {

@@ -2,10 +2,13 @@ package remediator
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"xsha/remediator/journal"
@@ -194,4 +197,70 @@ actions:
 			}
 		})
 	}
+}
+
+// downJournal is a journal that fails every call, as etcd without a
+// quorum does, while down is set.
+type downJournal struct {
+	journal.Journal
+	down atomic.Bool
+}
+
+var errTestDown = errors.New("etcd unavailable: context deadline exceeded (test)")
+
+func (j *downJournal) Update(fn func(tx journal.Tx) error) error {
+	if j.down.Load() {
+		return errTestDown
+	}
+	return j.Journal.Update(fn)
+}
+
+func (j *downJournal) View(fn func(tx journal.Tx) error) error {
+	if j.down.Load() {
+		return errTestDown
+	}
+	return j.Journal.View(fn)
+}
+
+// While the journal does not answer, the status page answers 503 and
+// still shows the actions as last read, under a banner that says since
+// when and why; once it answers again the banner goes.
+func TestStatusPageWhileJournalDown(t *testing.T) {
+	var dj *downJournal
+	open := testJournal(t)
+	withJournal(t, func(t *testing.T) func() (journal.Journal, error) {
+		inner := open(t)
+		return func() (journal.Journal, error) {
+			j, err := inner()
+			if err != nil {
+				return nil, err
+			}
+			dj = &downJournal{Journal: j}
+			return dj, nil
+		}
+	}, func(t *testing.T) {
+		p := newFakePool("cluster-a")
+		h := newHarness(t, livePolicy, p)
+		h.start()
+		id := h.waitFinal(h.queue("XenServerPoolHADisabled", "cluster-a", "", "fp1")).ID
+		if code, page := get(t, h.srv.URL+"/"); code != 200 || strings.Contains(page, `id="journal-down"`) {
+			t.Fatalf("status page with the journal up: %d, banner shown: %v", code, strings.Contains(page, `id="journal-down"`))
+		}
+
+		dj.down.Store(true)
+		code, page := get(t, h.srv.URL+"/")
+		if code != 503 {
+			t.Errorf("status page with the journal down: %d, want 503", code)
+		}
+		for _, s := range []string{`id="journal-down"`, "Journal unavailable", errTestDown.Error(), "state as last read", fmt.Sprintf(`id="action-%d"`, id)} {
+			if !strings.Contains(page, s) {
+				t.Errorf("status page with the journal down lacks %q", s)
+			}
+		}
+
+		dj.down.Store(false)
+		if code, page := get(t, h.srv.URL+"/"); code != 200 || strings.Contains(page, `id="journal-down"`) {
+			t.Errorf("status page once the journal answers again: %d, banner shown: %v", code, strings.Contains(page, `id="journal-down"`))
+		}
+	})
 }

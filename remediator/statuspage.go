@@ -1,7 +1,6 @@
 package remediator
 
 import (
-	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -61,7 +60,9 @@ time { white-space: nowrap; }
 <p class="mode{{if not .DryRun}} live{{end}}" id="mode">Mode: {{if .DryRun}}<strong>dry-run</strong>: actions read live state and journal what they would do; nothing is written.{{else}}<strong>live</strong> for the actions the policy enables.{{end}}
 Enabled actions: {{range $i, $a := .Actions}}{{if $i}}; {{end}}{{$a.Name}} (pools: {{range $j, $p := $a.Pools}}{{if $j}}, {{end}}{{$p}}{{end}}{{if $a.DryRun}}; dry-run{{end}}){{else}}none{{end}}</p>
 <p id="tz">Times are in UTC.</p>
-{{with .Breaker}}{{if .Open}}<p class="breaker" id="breaker"><strong>Breaker open</strong> since {{ts .Since}}: {{.Reason}}. No new action runs; running actions that have written finish.
+{{with .Down}}<p class="breaker" id="journal-down"><strong>Journal unavailable</strong> since {{ts .Since}}: {{.Err}}. Actions stop before their next XAPI write and webhooks are answered 503 (Alertmanager retries); acting resumes by itself once the journal answers again.
+{{if $.Read.IsZero}}Nothing was read from the journal since this replica started.{{else}}Below is the state as last read, at {{ts $.Read}}.{{end}}</p>
+{{end}}{{with .Breaker}}{{if .Open}}<p class="breaker" id="breaker"><strong>Breaker open</strong> since {{ts .Since}}: {{.Reason}}. No new action runs; running actions that have written finish.
 Pools with a firing remediable alert: {{range $i, $p := .Pools}}{{if $i}}, {{end}}{{$p}}{{else}}none now{{end}}.
 {{if .AutoClose}}It closes by itself once the count is within the limits again, or{{else}}It stays open until{{end}} an operator resets it (POST api/v1/breaker/reset); see the runbook XSHARemediationBreakerOpen.</p>
 {{else}}<p id="breaker">Breaker: closed{{if not .Enabled}} (turned off by the policy){{end}}; {{len .Pools}} pool(s) with a firing remediable alert{{if .ClosedBy}}; last closed {{ts .Closed}} ({{.ClosedBy}}){{end}}.</p>
@@ -108,59 +109,81 @@ func handleStatusJS(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, statusJS)
 }
 
+// statusData is what the status page shows.
+type statusData struct {
+	DryRun    bool
+	Actions   []actionView
+	Holds     []journal.Hold
+	Records   []*journal.Action
+	Breaker   BreakerStatus
+	Workflows []workflowView
+	// Read is when the journal was read.
+	Read time.Time
+	// Down is set while the journal does not answer: the page then shows
+	// what was read last, as of Read.
+	Down *journalFailure
+}
+
+// actionView is an action the policy enables, as the page shows it.
+type actionView struct {
+	Name   ActionName
+	Pools  []string
+	DryRun bool
+}
+
 // handleStatus is the status page at /: dry-run state, holds, workflows
-// step by step and recent actions. It shows no secrets: none are in the journal.
+// step by step and recent actions. It shows no secrets: none are in the
+// journal. While the journal does not answer (etcd without a quorum) it
+// answers 503 with the page as last read, under a banner that says since
+// when and why.
 func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	all, err := r.recentActions(maxListLimit)
-	r.noteJournal(err)
-	if err != nil {
-		down := r.journalFailed()
-		http.Error(w, fmt.Sprintf("Journal unavailable since %s: %s\nActions stop before their next XAPI write and webhooks are answered 503 (Alertmanager retries); acting resumes by itself once the journal answers again.",
-			down.Since.UTC().Format(time.RFC3339), down.Err), http.StatusServiceUnavailable)
-		return
-	}
-	var recs []*journal.Action
-	var workflows []workflowView
-	for _, a := range all {
-		switch {
-		case isWorkflow(a.Name) && len(workflows) < defaultListLimit:
-			workflows = append(workflows, r.workflowView(a))
-		case !isWorkflow(a.Name) && len(recs) < defaultListLimit:
-			recs = append(recs, a)
-		}
-	}
-	holds, err := r.holdsView()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	breaker, err := r.breakerView()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	type actionView struct {
-		Name   ActionName
-		Pools  []string
-		DryRun bool
-	}
 	pol := r.policy.Load()
-	var actions []actionView
+	data, err := r.readStatus()
+	r.noteJournal(err)
+	code := http.StatusOK
+	if err != nil {
+		code = http.StatusServiceUnavailable
+		if last := r.lastStatus.Load(); last != nil {
+			data = *last
+		}
+		data.Down = r.journalFailed()
+	} else {
+		r.lastStatus.Store(&data)
+	}
+	data.DryRun = !pol.anyLive()
+	data.Actions = nil
 	for _, spec := range actionTable {
 		if a, ok := pol.Actions[spec.name]; ok {
-			actions = append(actions, actionView{spec.name, a.Pools, pol.dryRunFor(spec.name)})
+			data.Actions = append(data.Actions, actionView{spec.name, a.Pools, pol.dryRunFor(spec.name)})
 		}
 	}
-	data := struct {
-		DryRun    bool
-		Actions   []actionView
-		Holds     []journal.Hold
-		Records   []*journal.Action
-		Breaker   BreakerStatus
-		Workflows []workflowView
-	}{!pol.anyLive(), actions, holds, recs, breaker, workflows}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
 	if err := statusTmpl.Execute(w, data); err != nil {
 		r.log.Error("rendering status page", "err", err)
 	}
+}
+
+// readStatus reads what the status page shows from the journal.
+func (r *engine) readStatus() (statusData, error) {
+	d := statusData{Read: r.now()}
+	all, err := r.recentActions(maxListLimit)
+	if err != nil {
+		return d, err
+	}
+	for _, a := range all {
+		switch {
+		case isWorkflow(a.Name) && len(d.Workflows) < defaultListLimit:
+			d.Workflows = append(d.Workflows, r.workflowView(a))
+		case !isWorkflow(a.Name) && len(d.Records) < defaultListLimit:
+			d.Records = append(d.Records, a)
+		}
+	}
+	if d.Holds, err = r.holdsView(); err != nil {
+		return d, err
+	}
+	if d.Breaker, err = r.breakerView(); err != nil {
+		return d, err
+	}
+	return d, nil
 }

@@ -61,6 +61,7 @@ func OpenBolt(path string) (*Bolt, error) {
 // Close closes the file.
 func (j *Bolt) Close() error { return j.db.Close() }
 
+// SetClock implements Journal.
 func (j *Bolt) SetClock(now func() time.Time) { j.clock = now }
 
 // Update implements Journal.

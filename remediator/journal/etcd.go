@@ -223,6 +223,7 @@ func (j *Etcd) Close() error {
 // lease expires. Tests and benchmarks use it to measure a takeover.
 func (j *Etcd) Abandon() error { return j.cli.Close() }
 
+// SetClock implements Journal.
 func (j *Etcd) SetClock(now func() time.Time) { j.clock = now }
 
 // begin starts a transaction at the current revision.

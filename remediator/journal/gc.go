@@ -24,10 +24,12 @@ type GCCounts struct {
 	Episodes int `json:"episodes"`
 }
 
+// Add returns the sum of both counts.
 func (c GCCounts) Add(o GCCounts) GCCounts {
 	return GCCounts{c.Actions + o.Actions, c.Entries + o.Entries, c.Episodes + o.Episodes}
 }
 
+// IsZero reports whether nothing was removed.
 func (c GCCounts) IsZero() bool { return c == GCCounts{} }
 
 // Stats is the size of the journal.

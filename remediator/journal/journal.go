@@ -142,6 +142,8 @@ func (r *Action) Open() bool { return r.State == StatePending || r.State == Stat
 // within it.
 func (r *Action) Target() string { return TargetKey(r.Pool, r.Host) }
 
+// TargetKey is the key cooldown and backoff count against: the pool, or
+// pool/host for an action on one host.
 func TargetKey(pool, host string) string {
 	if host == "" {
 		return pool
