@@ -73,6 +73,7 @@ type poolLocker interface {
 	LockPool(ctx context.Context, pool string) (context.Context, func(), error)
 }
 
+// The etcd journal gives replicas their pools one at a time.
 var _ poolLocker = (*journal.Etcd)(nil)
 
 // engine is the webhook intake, the journal-backed queue and the
