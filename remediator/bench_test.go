@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"xsha/remediator/journal"
+	"xsha/test/etcdcluster"
 )
 
 // The shared mode's costs, for `make bench` (XSHA_BENCH=1; not part of
@@ -34,7 +35,11 @@ func TestBenchWebhookLatency(t *testing.T) {
 	const rate, dur = 100, 30 * time.Second
 	for _, name := range journalNames {
 		t.Run(name, func(t *testing.T) {
-			withJournal(t, journalOpeners[name], func(t *testing.T) {
+			open := journalOpeners[name]
+			if name == "etcd" { // as in production: three members
+				open = etcdOpenerOn(etcdcluster.Start(t, 3))
+			}
+			withJournal(t, open, func(t *testing.T) {
 				p := newFakePool("cluster-a")
 				h := newHarness(t, livePolicy, p)
 				h.start()

@@ -64,9 +64,17 @@ func etcdOpener(t *testing.T) func() (journal.Journal, error) {
 		testClusters.Store(t, c)
 		t.Cleanup(func() { testClusters.Delete(t) })
 	}
-	opts := journal.EtcdOptions{Endpoints: c.(*etcdcluster.Cluster).Endpoints(),
-		Prefix: fmt.Sprintf("/xsha-test/%s/%d", t.Name(), journalSeq.Add(1))}
-	return func() (journal.Journal, error) { return journal.OpenEtcd(opts) }
+	return etcdOpenerOn(c.(*etcdcluster.Cluster))(t)
+}
+
+// etcdOpenerOn opens journals in the cluster c, each under a prefix of its
+// own.
+func etcdOpenerOn(c *etcdcluster.Cluster) journalOpener {
+	return func(t *testing.T) func() (journal.Journal, error) {
+		opts := journal.EtcdOptions{Endpoints: c.Endpoints(),
+			Prefix: fmt.Sprintf("/xsha-test/%s/%d", t.Name(), journalSeq.Add(1))}
+		return func() (journal.Journal, error) { return journal.OpenEtcd(opts) }
+	}
 }
 
 // harnessJournal, when set, is the journal harnesses open instead of the

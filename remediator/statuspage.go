@@ -148,7 +148,8 @@ func (r *engine) handleStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 		data.Down = r.journalFailed()
 	} else {
-		r.lastStatus.Store(&data)
+		last := data // a copy: data is changed below, the stored one never
+		r.lastStatus.Store(&last)
 	}
 	data.DryRun = !pol.anyLive()
 	data.Actions = nil
